@@ -1,0 +1,206 @@
+"""A real OAuth 2.0 authorization server (Authlib's client-credentials grant) on loopback.
+
+Tests and the demo register clients, then point profiles at `token_url`. Every token request
+is recorded (client, authentication method, scope, form), and the server can be told to
+answer slowly, with 5xx or 429, or with garbage, to exercise the broker's failure handling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin, grants
+from flask import Flask, Response, request
+from joserfc import jwt
+from joserfc.jwk import OctKey
+from werkzeug.serving import make_server
+
+JWT_SIGNING_KEY = OctKey.generate_key(256)
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+@dataclass
+class LocalClient(ClientMixin):  # type: ignore[misc]
+    client_id: str
+    client_secret: str
+    auth_method: str = "client_secret_basic"
+    scopes: tuple[str, ...] = ("customScope", "orders.read", "orders.write")
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str:
+        return ""
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return " ".join(s for s in (scope or "").split() if s in self.scopes)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return secrets.compare_digest(client_secret, self.client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An answer the server gives instead of a token (or before one, with `delay` alone)."""
+
+    status: int = 503
+    body: str = '{"error": "temporarily_unavailable"}'
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class TokenRequestRecord:
+    client_id: str | None
+    auth_method: str
+    scope: str | None
+    form: dict[str, str]
+    status: int
+
+
+class LocalAuthorizationServer:
+    """Start with `start()`, stop with `stop()`; or use it as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.clients: dict[str, LocalClient] = {}
+        self.lifetime = 3600
+        self.send_expires_in = True
+        self.jwt_tokens = False
+        self.delay = 0.0
+        self.issued: list[str] = []
+        self.requests: list[TokenRequestRecord] = []
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._app = self._build_app()
+        self._http = make_server(host, port, self._app, threaded=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, name="local-oauth", daemon=True)
+
+    @property
+    def token_url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_port}/oauth2/v1/token"
+
+    def start(self) -> LocalAuthorizationServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def __enter__(self) -> LocalAuthorizationServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_client(self, client_id: str, client_secret: str, auth_method: str = "client_secret_basic") -> LocalClient:
+        client = LocalClient(client_id, client_secret, auth_method)
+        self.clients[client_id] = client
+        return client
+
+    def fail_next(self, *faults: Fault) -> None:
+        """The next requests get these answers, one each, in order."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.requests.clear()
+        self.lifetime, self.send_expires_in, self.jwt_tokens, self.delay = 3600, True, False, 0.0
+
+    def token_requests(self, client_id: str | None = None) -> list[TokenRequestRecord]:
+        with self._lock:
+            return [r for r in self.requests if client_id is None or r.client_id == client_id]
+
+    def _build_app(self) -> Flask:
+        app = Flask("local-oauth")
+        app.config["OAUTH2_SCOPES_SUPPORTED"] = ["customScope", "orders.read", "orders.write", "admin"]
+        server = AuthorizationServer(app, query_client=self.clients.get, save_token=lambda token, req: None)
+        server.register_grant(ClientCredentialsGrant)
+        server.register_token_generator("client_credentials", self._generate_token)
+
+        @app.post("/oauth2/v1/token")
+        def token() -> Response:
+            if self.delay:
+                time.sleep(self.delay)
+            with self._lock:
+                fault = self._faults.popleft() if self._faults else None
+            if fault is not None:
+                time.sleep(fault.delay)
+                response = Response(
+                    fault.body, status=fault.status, headers=fault.headers, content_type=fault.content_type
+                )
+            else:
+                response = server.create_token_response()
+                if response.status_code == 200 and not self.send_expires_in:
+                    document = response.get_json()
+                    document.pop("expires_in", None)
+                    response.set_data(json.dumps(document))
+            self._record(response.status_code)
+            return response
+
+        return app
+
+    def _generate_token(
+        self, client: LocalClient, grant_type: str, user: Any, scope: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        now = int(time.time())
+        if self.jwt_tokens:
+            claims = {
+                "iss": "local-oauth",
+                "sub": client.client_id,
+                "iat": now,
+                "exp": now + self.lifetime,
+                "scp": scope,
+            }
+            access_token = jwt.encode({"alg": "HS256"}, claims, JWT_SIGNING_KEY)
+        else:
+            access_token = secrets.token_urlsafe(32)
+        with self._lock:
+            self.issued.append(access_token)
+        token = {"access_token": access_token, "token_type": "Bearer", "expires_in": self.lifetime}
+        if scope:
+            token["scope"] = scope
+        return token
+
+    def _record(self, status: int) -> None:
+        form = request.form.to_dict()
+        authorization = request.headers.get("Authorization", "")
+        if authorization.startswith("Basic "):
+            method = "client_secret_basic"
+            client_id = request.authorization.username if request.authorization else None
+        elif "client_assertion" in form:
+            method, client_id = "private_key_jwt", form.get("client_id")
+        elif "client_secret" in form:
+            method, client_id = "client_secret_post", form.get("client_id")
+        else:
+            method, client_id = "none", form.get("client_id")
+        record = TokenRequestRecord(client_id, method, form.get("scope"), form, status)
+        with self._lock:
+            self.requests.append(record)

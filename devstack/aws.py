@@ -1,0 +1,89 @@
+"""Local AWS: moto's server over real HTTP, and the broker's table and profiles on it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+from devstack.template import table_definition, ttl_attribute
+
+REGION = "us-east-1"
+# moto accepts any credentials; these keep boto3 from looking for real ones.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+class _Serialised:
+    """Answers one request at a time: DynamoDB's conditional writes are atomic, moto's are not."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+class LocalAws:
+    """moto's server on a loopback port, in a thread of this process."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = _Serialised(DomainDispatcherApplication(create_backend_app))
+        self._http = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._http.serve_forever, name="moto", daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_port}"
+
+    def start(self) -> LocalAws:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def environment(self) -> dict[str, str]:
+        """What a process needs to reach this server with any boto3 client."""
+        return {
+            **CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+        }
+
+    def client(self, service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def create_token_table(self, name: str | None = None) -> str:
+        """Creates the cache table exactly as `template.yaml` defines it; returns its name."""
+        name = name or f"tokens-{uuid.uuid4().hex[:8]}"
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(TableName=name, **table_definition())
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl_attribute(), "Enabled": True}
+        )
+        return name
+
+    def put_profile(self, secret_name: str, document: dict[str, Any] | str) -> None:
+        """Creates or updates a profile's secret; a string is stored as it is."""
+        secret_string = document if isinstance(document, str) else json.dumps(document)
+        secrets = self.client("secretsmanager")
+        try:
+            secrets.create_secret(Name=secret_name, SecretString=secret_string)
+        except secrets.exceptions.ResourceExistsException:
+            secrets.put_secret_value(SecretId=secret_name, SecretString=secret_string)

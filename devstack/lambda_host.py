@@ -1,0 +1,86 @@
+"""Hosts the broker's handler as Lambda would: layer folders on sys.path, a context, one event."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from devstack.template import ROOT
+
+FUNCTION_DIR = ROOT / "functions" / "token_broker"
+LAYER_DIRS = sorted((ROOT / "layers").glob("*/python"))
+# What every local broker process gets besides the AWS endpoint and the table name.
+BROKER_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "token-broker",
+    "POWERTOOLS_METRICS_NAMESPACE": "TokenBroker",
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+    "SECRET_PREFIX": "token-broker/",
+}
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that the handler and Powertools read."""
+
+    timeout_seconds: float = 15.0
+    function_name: str = "token-broker"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:token-broker"
+    _started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+@dataclass
+class Invocation:
+    answer: dict[str, Any]
+    metrics: list[str]
+    milliseconds: float
+    emitted: str
+
+
+def put_on_path() -> None:
+    """The function's folder, and each layer's `python/` as Lambda mounts it at /opt/python."""
+    for folder in [FUNCTION_DIR, *LAYER_DIRS]:
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+
+
+def load_handler_module() -> ModuleType:
+    """Imports `app` as a cold start does; the environment must be set first."""
+    put_on_path()
+    return importlib.import_module("app")
+
+
+def invoke(app: ModuleType, event: Any, timeout_seconds: float = 15.0) -> Invocation:
+    """One invocation; the metric names it emitted are read from its EMF output."""
+    emitted = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(emitted):
+        answer = app.lambda_handler(event, LambdaContext(timeout_seconds=timeout_seconds))
+    elapsed = (time.perf_counter() - started) * 1000
+    output = emitted.getvalue()
+    return Invocation(answer=answer, metrics=metric_names(output), milliseconds=elapsed, emitted=output)
+
+
+def metric_names(output: str) -> list[str]:
+    names: list[str] = []
+    for line in output.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "_aws" in document:
+            for directive in document["_aws"].get("CloudWatchMetrics", []):
+                names.extend(metric["Name"] for metric in directive.get("Metrics", []))
+    return names

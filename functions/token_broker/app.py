@@ -1,0 +1,51 @@
+"""Lambda entry point: validate the request, get a token, answer with it or with an error."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from broker import observability
+from broker.config import Settings
+from broker.decisions import CachedToken, expires_in
+from broker.errors import BrokerError, InternalError
+from broker.observability import logger, metrics, tracer
+from broker.token_request import parse_request
+from broker.wiring import build_service
+
+# Time kept back from the Lambda's remaining time to answer after giving up on a token.
+ANSWER_MARGIN_SECONDS = 0.5
+
+SERVICE = build_service(Settings.from_env())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    try:
+        request = parse_request(event)
+        logger.append_keys(profile=request.profile)
+        deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+        return token_answer(SERVICE.get_token(request, deadline))
+    except BrokerError as error:
+        return error_answer(error)
+    except Exception:
+        logger.exception("unexpected failure")
+        return error_answer(InternalError("the broker failed unexpectedly"))
+
+
+def token_answer(token: CachedToken) -> dict[str, Any]:
+    return {
+        "access_token": token.access_token.reveal(),
+        "token_type": token.token_type,
+        "expires_in": expires_in(token, time.time()),
+        "expires_at": token.expires_at,
+        "scope": token.scope,
+    }
+
+
+def error_answer(error: BrokerError) -> dict[str, Any]:
+    observability.error_answered(error.error)
+    logger.info("error answered", extra={"error": error.error, "status": error.status})
+    return error.answer()

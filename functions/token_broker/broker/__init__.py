@@ -1,0 +1,1 @@
+"""The token broker: OAuth 2.0 client-credentials tokens, fetched once and shared fleet-wide."""

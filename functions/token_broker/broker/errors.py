@@ -1,0 +1,90 @@
+"""The broker's errors, each carrying the contract's `error` code and status: the one mapping."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BrokerError(Exception):
+    """An answer the contract's error table names; `description` is safe to show a caller."""
+
+    error: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        upstream_error: str | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retry_after = retry_after
+        self.upstream_error = upstream_error
+
+    def answer(self) -> dict[str, Any]:
+        """The direct-invocation answer: `error`, `error_description`, `status`, and extras."""
+        body: dict[str, Any] = {
+            "error": self.error,
+            "error_description": self.description,
+            "status": self.status,
+        }
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        if self.upstream_error is not None:
+            body["upstream_error"] = self.upstream_error
+        return body
+
+
+class InvalidRequest(BrokerError):
+    error = "invalid_request"
+    status = 400
+
+
+class InvalidScope(BrokerError):
+    error = "invalid_scope"
+    status = 400
+
+
+class AccessDenied(BrokerError):
+    error = "access_denied"
+    status = 403
+
+
+class UnknownProfile(BrokerError):
+    error = "unknown_profile"
+    status = 404
+
+
+class ProfileMisconfigured(BrokerError):
+    error = "profile_misconfigured"
+    status = 500
+
+
+class UpstreamError(BrokerError):
+    """The authorization server refused, or answered with something that is not a token."""
+
+    error = "upstream_error"
+    status = 502
+
+
+class UpstreamUnavailable(BrokerError):
+    """No token after bounded retries: 5xx, 429, timeouts, connection failures."""
+
+    error = "upstream_unavailable"
+    status = 503
+
+
+class InternalError(BrokerError):
+    error = "internal_error"
+    status = 500
+
+
+class ConfigurationError(Exception):
+    """The function's environment is invalid; raised at cold start, never answered."""
+
+
+def is_refusal(error: BrokerError) -> bool:
+    """Whether the authorization server itself said no (a 4xx with an RFC 6749 error code)."""
+    return error.upstream_error is not None and isinstance(error, (UpstreamError, InvalidScope))

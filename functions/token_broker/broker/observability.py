@@ -1,0 +1,60 @@
+"""Logger, Metrics and Tracer: created once here, and the broker's metric names in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token-broker"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenBroker"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+# botocore logs whole response bodies (a GetSecretValue answer included) at DEBUG, and
+# urllib3 logs request lines; whatever level the root logger is given, they stay quiet.
+for _library in ("boto3", "botocore", "urllib3"):
+    logging.getLogger(_library).setLevel(logging.WARNING)
+
+
+def cache_hit(tier: str) -> None:
+    """`tier` is `memory` or `table`."""
+    metrics.add_metric(name=f"{tier.capitalize()}Hit", unit=MetricUnit.Count, value=1)
+
+
+def cache_miss() -> None:
+    metrics.add_metric(name="CacheMiss", unit=MetricUnit.Count, value=1)
+
+
+def token_request_done(profile: str, outcome: str, seconds: float, attempt: int) -> None:
+    """One HTTP exchange with a token endpoint; `outcome` is its status or `unreachable`."""
+    metrics.add_metric(name="TokenRequests", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="TokenRequestLatency", unit=MetricUnit.Milliseconds, value=round(seconds * 1000, 1))
+    if outcome != "200":
+        metrics.add_metric(name="TokenRequestFailures", unit=MetricUnit.Count, value=1)
+    logger.debug(
+        "token endpoint answered",
+        extra={"profile": profile, "outcome": outcome, "latency_ms": round(seconds * 1000, 1), "attempt": attempt},
+    )
+
+
+def error_answered(error: str) -> None:
+    """Errors by code, as a dimension, so one alarm can watch a code across every profile."""
+    with single_metric(
+        name="ErrorAnswers",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions=metrics.default_dimensions,
+    ) as metric:
+        metric.add_dimension(name="error", value=error)
+
+
+def degraded(component: str, failure: str) -> None:
+    """A dependency the broker can do without (the table) failed; callers are still served."""
+    metrics.add_metric(name="CacheUnavailable", unit=MetricUnit.Count, value=1)
+    logger.warning("cache table unavailable, serving without it", extra={"component": component, "failure": failure})

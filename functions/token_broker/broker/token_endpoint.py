@@ -1,0 +1,187 @@
+"""The authorization server's token endpoint: the client-credentials POST, retried within a deadline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote_plus, urlencode
+
+import urllib3
+from urllib3.util import Retry, Timeout
+
+from broker import observability
+from broker.decisions import token_lifetime
+from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
+from broker.profiles import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, Profile
+from broker.sensitive import Sensitive
+
+CONNECT_TIMEOUT_SECONDS = 3.05
+READ_TIMEOUT_SECONDS = 10.0
+MAX_ATTEMPTS = 4
+MAX_RESPONSE_BYTES = 64 * 1024
+BACKOFF_BASE_SECONDS = 0.25
+BACKOFF_MAX_SECONDS = 4.0
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+ERROR_CODE_PATTERN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")  # RFC 6749 §5.2 error
+
+# One pool per container: TLS sessions to the authorization server are reused across requests.
+# Certificate verification is urllib3's default (CERT_REQUIRED) and is never turned off.
+POOL = urllib3.PoolManager(num_pools=8, maxsize=4, retries=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A successful token response, validated."""
+
+    access_token: Sensitive
+    token_type: str
+    expires_in: int
+    scope: str | None
+
+
+class TokenEndpoint:
+    """Asks an authorization server for tokens; the only module that speaks HTTP to one."""
+
+    def __init__(
+        self,
+        pool: urllib3.PoolManager = POOL,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+
+    def fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
+        """One token, retrying 429, 5xx and transport failures until `deadline` (monotonic)."""
+        body, headers = _token_request(profile, scopes)
+        retry_after: float | None = None
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            left = deadline - self._clock()
+            if left <= 0:
+                break
+            started = self._clock()
+            try:
+                response = self._pool.request(
+                    "POST",
+                    profile.token_url,
+                    body=body,
+                    headers=headers,
+                    timeout=Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, left), read=min(READ_TIMEOUT_SECONDS, left)),
+                    redirect=False,
+                    preload_content=False,
+                )
+                try:
+                    payload = response.read(MAX_RESPONSE_BYTES + 1)
+                finally:
+                    response.release_conn()
+            except urllib3.exceptions.HTTPError as failure:
+                observability.token_request_done(profile.name, "unreachable", self._clock() - started, attempt)
+                observability.logger.warning(
+                    "token endpoint unreachable",
+                    extra={"profile": profile.name, "attempt": attempt, "failure": type(failure).__name__},
+                )
+                retry_after = None
+            else:
+                status = response.status
+                observability.token_request_done(profile.name, str(status), self._clock() - started, attempt)
+                if status not in RETRYABLE_STATUSES:
+                    return self._token_response(profile, status, payload)
+                retry_after = self._retry_after(response.headers)
+                observability.logger.warning(
+                    "token endpoint busy",
+                    extra={"profile": profile.name, "attempt": attempt, "status": status, "retry_after": retry_after},
+                )
+            wait = retry_after if retry_after is not None else _backoff(attempt)
+            if attempt == MAX_ATTEMPTS or self._clock() + wait >= deadline:
+                break
+            self._sleep(wait)
+        raise UpstreamUnavailable(
+            "the authorization server did not issue a token in time",
+            retry_after=math.ceil(retry_after) if retry_after is not None else None,
+        )
+
+    def _retry_after(self, headers: urllib3.HTTPHeaderDict) -> float | None:
+        """Seconds to wait from `Retry-After` (seconds or HTTP date) or Okta's `X-Rate-Limit-Reset`."""
+        value = headers.get("Retry-After")
+        if value:
+            try:
+                return Retry().parse_retry_after(value)
+            except urllib3.exceptions.InvalidHeader:
+                pass
+        reset = headers.get("X-Rate-Limit-Reset")
+        if reset and reset.isdigit():
+            return max(0.0, int(reset) - self._wall_clock())
+        return None
+
+    def _token_response(self, profile: Profile, status: int, payload: bytes) -> IssuedToken:
+        document = _json_object(payload)
+        if status != 200:
+            code = document.get("error") if document else None
+            if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
+                raise UpstreamError(f"the authorization server answered HTTP {status} without an OAuth error")
+            observability.logger.warning(
+                "token request refused", extra={"profile": profile.name, "status": status, "upstream_error": code}
+            )
+            refusal = InvalidScope if code == "invalid_scope" else UpstreamError
+            raise refusal(f"the authorization server refused the token request: {code}", upstream_error=code)
+        if document is None:
+            raise UpstreamError("the authorization server's answer is not a JSON object")
+        access_token = document.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise UpstreamError("the authorization server's answer has no access_token")
+        token_type = document.get("token_type", "Bearer")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            raise UpstreamError("the authorization server issued a token that is not a Bearer token")
+        lifetime = token_lifetime(document.get("expires_in"), access_token, self._wall_clock())
+        if lifetime is None:
+            raise UpstreamError("the authorization server's answer has no usable expires_in")
+        scope = document.get("scope")
+        return IssuedToken(
+            access_token=Sensitive(access_token),
+            token_type="Bearer",
+            expires_in=lifetime,
+            scope=scope if isinstance(scope, str) else None,
+        )
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, so a fleet that failed together does not retry together."""
+    return random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311
+
+
+def _token_request(profile: Profile, scopes: frozenset[str]) -> tuple[str, dict[str, str]]:
+    """The form body and headers for one client-credentials request (RFC 6749 §4.4.2)."""
+    form = {"grant_type": "client_credentials"}
+    if scopes:
+        form["scope"] = " ".join(sorted(scopes))
+    form.update(profile.token_params)
+    headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+    if profile.auth_method == CLIENT_SECRET_BASIC and profile.client_secret is not None:
+        # RFC 6749 §2.3.1: form-encode id and secret before joining and Base64-encoding them.
+        user_pass = f"{quote_plus(profile.client_id)}:{quote_plus(profile.client_secret.reveal())}"
+        headers["Authorization"] = "Basic " + base64.b64encode(user_pass.encode()).decode()
+    elif profile.auth_method == CLIENT_SECRET_POST and profile.client_secret is not None:
+        form["client_id"] = profile.client_id
+        form["client_secret"] = profile.client_secret.reveal()
+    else:
+        raise ProfileMisconfigured(f"profile {profile.name}: auth_method {profile.auth_method} is not supported yet")
+    return urlencode(form), headers
+
+
+def _json_object(payload: bytes) -> dict[str, object] | None:
+    if len(payload) > MAX_RESPONSE_BYTES:
+        return None
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None

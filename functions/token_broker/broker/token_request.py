@@ -1,0 +1,87 @@
+"""A caller's request for a token: parsed and validated from an untrusted JSON object."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from broker.errors import InvalidRequest
+
+PROFILE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
+MAX_SCOPES = 50
+MAX_MIN_TTL = 86_400
+FIELDS = ("profile", "scopes", "min_ttl", "force_refresh")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    profile: str
+    scopes: frozenset[str] | None = None
+    min_ttl: int | None = None
+    force_refresh: bool = False
+
+
+def parse_request(event: object) -> TokenRequest:
+    """Validates every field; anything else raises `InvalidRequest` naming the field."""
+    if not isinstance(event, dict):
+        raise InvalidRequest("the request must be a JSON object")
+    for field in event:
+        if field not in FIELDS:
+            raise InvalidRequest(f"unknown field {_shown(field)}; allowed: {', '.join(FIELDS)}")
+    return TokenRequest(
+        profile=_profile(event.get("profile")),
+        # an empty list names no scopes, like an absent one: the profile's defaults apply
+        scopes=parse_scopes(event["scopes"], "scopes") or None if event.get("scopes") is not None else None,
+        min_ttl=_min_ttl(event.get("min_ttl")),
+        force_refresh=_force_refresh(event.get("force_refresh")),
+    )
+
+
+def parse_scopes(value: object, field: str, error: Callable[[str], Exception] = InvalidRequest) -> frozenset[str]:
+    """A list of RFC 6749 scope tokens as a set: order and duplicates do not matter."""
+    if not isinstance(value, list):
+        raise error(f"{field} must be a list of scope strings")
+    if len(value) > MAX_SCOPES:
+        raise error(f"{field} may hold at most {MAX_SCOPES} scopes")
+    for scope in value:
+        if not isinstance(scope, str) or not SCOPE_TOKEN_PATTERN.fullmatch(scope):
+            raise error(
+                f"{field} must hold RFC 6749 scope tokens (1 to 200 printable ASCII characters, "
+                "no space, quote or backslash)"
+            )
+    return frozenset(value)
+
+
+def _profile(value: object) -> str:
+    if value is None:
+        raise InvalidRequest("profile is required")
+    if not isinstance(value, str) or not PROFILE_PATTERN.fullmatch(value):
+        raise InvalidRequest("profile must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    return value
+
+
+def _min_ttl(value: object) -> int | None:
+    if value is None:
+        return None
+    # bool is an int in Python; JSON true is not a number of seconds
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_MIN_TTL:
+        raise InvalidRequest(f"min_ttl must be a whole number of seconds from 0 to {MAX_MIN_TTL}")
+    return value
+
+
+def _force_refresh(value: object) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidRequest("force_refresh must be true or false")
+    return value
+
+
+def _shown(field: Any) -> str:
+    """A field name fit to echo back: quoted, and cut short if it is long."""
+    text = repr(field)
+    return text if len(text) <= 40 else text[:37] + "...'"

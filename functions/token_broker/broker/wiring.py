@@ -1,0 +1,27 @@
+"""Builds the service and its AWS clients once per container, tuned for Lambda."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+
+from broker.config import Settings
+from broker.profile_store import ProfileStore
+from broker.service import TokenService
+from broker.token_endpoint import TokenEndpoint
+from broker.token_table import TokenTable
+
+# The table is a cache: when it is slow or down, giving up fast and serving without it beats
+# waiting. Secrets Manager is needed for every cold profile, so it gets the SDK's usual patience.
+TABLE_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 2, "mode": "standard"})
+SECRETS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+
+
+def build_service(settings: Settings) -> TokenService:
+    session = boto3.session.Session()
+    return TokenService(
+        settings=settings,
+        profiles=ProfileStore(session.client("secretsmanager", config=SECRETS_CLIENT_CONFIG), settings.secret_prefix),
+        table=TokenTable(session.client("dynamodb", config=TABLE_CLIENT_CONFIG), settings.table_name),
+        endpoint=TokenEndpoint(),
+    )
