@@ -51,17 +51,15 @@ class TokenEndpoint:
     def __init__(
         self,
         pool: urllib3.PoolManager = POOL,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._sleep = sleep
-        self._wall_clock = wall_clock
 
     def fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
-        """One token, retrying 429, 5xx and transport failures until `deadline` (monotonic)."""
+        """One token, retrying 429, 5xx and transport failures until `deadline` (epoch seconds)."""
         body, headers = _token_request(profile, scopes)
         retry_after: float | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -119,7 +117,7 @@ class TokenEndpoint:
                 pass
         reset = headers.get("X-Rate-Limit-Reset")
         if reset and reset.isdigit():
-            return max(0.0, int(reset) - self._wall_clock())
+            return max(0.0, int(reset) - self._clock())
         return None
 
     def _token_response(self, profile: Profile, status: int, payload: bytes) -> IssuedToken:
@@ -141,7 +139,7 @@ class TokenEndpoint:
         token_type = document.get("token_type", "Bearer")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise UpstreamError("the authorization server issued a token that is not a Bearer token")
-        lifetime = token_lifetime(document.get("expires_in"), access_token, self._wall_clock())
+        lifetime = token_lifetime(document.get("expires_in"), access_token, self._clock())
         if lifetime is None:
             raise UpstreamError("the authorization server's answer has no usable expires_in")
         scope = document.get("scope")

@@ -1,0 +1,173 @@
+"""Every error of the contract's table that a direct invocation can reach, through the real handler."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devstack.authserver import Fault, LocalAuthorizationServer
+from tests.conftest import Broker, Profiles
+
+
+def assert_error(answer: dict[str, object], error: str, status: int) -> None:
+    assert answer["error"] == error, answer
+    assert answer["status"] == status
+    assert isinstance(answer["error_description"], str)
+    assert answer["error_description"]
+    assert "access_token" not in answer
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ("okta-default", "object"),
+        ([], "object"),
+        ({}, "profile"),
+        ({"profile": "bad profile!"}, "profile"),
+        ({"profile": "p", "scopes": "customScope"}, "scopes"),
+        ({"profile": "p", "scopes": ["has space"]}, "scopes"),
+        ({"profile": "p", "scopes": ["s"] * 51}, "scopes"),
+        ({"profile": "p", "min_ttl": "60"}, "min_ttl"),
+        ({"profile": "p", "min_ttl": True}, "min_ttl"),
+        ({"profile": "p", "min_ttl": 86401}, "min_ttl"),
+        ({"profile": "p", "force_refresh": "yes"}, "force_refresh"),
+        ({"profile": "p", "audience": "x"}, "audience"),
+    ],
+)
+def test_a_bad_request_is_invalid_request_naming_the_field(
+    broker: Broker, auth_server: LocalAuthorizationServer, event: object, field: str
+) -> None:
+    answer = broker.invoke(event).answer
+
+    assert_error(answer, "invalid_request", 400)
+    assert field in answer["error_description"]
+    assert auth_server.token_requests() == []
+
+
+def test_a_scope_outside_allowed_scopes_is_invalid_scope_without_a_token_request(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    profile = profiles.create(allowed_scopes=["orders.read"])
+
+    answer = broker.invoke({"profile": profile, "scopes": ["orders.read", "admin"]}).answer
+
+    assert_error(answer, "invalid_scope", 400)
+    assert auth_server.token_requests() == []
+
+
+def test_a_scope_the_server_refuses_is_invalid_scope(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    profile = profiles.create()
+
+    answer = broker.invoke({"profile": profile, "scopes": ["not-supported"]}).answer
+
+    assert_error(answer, "invalid_scope", 400)
+    assert answer["upstream_error"] == "invalid_scope"
+
+
+def test_a_profile_without_a_secret_is_unknown_profile(broker: Broker, auth_server: LocalAuthorizationServer) -> None:
+    answer = broker.invoke({"profile": "nobody-here"}).answer
+
+    assert_error(answer, "unknown_profile", 404)
+    assert auth_server.token_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"token_url": "http://idp.example.com/token"}, "token_url"),
+        ({"token_url": "ftp://127.0.0.1/token"}, "token_url"),
+        ({"client_id": None}, "client_id"),
+        ({"client_secret": None}, "client_secret"),
+        ({"auth_method": "client_secret_jwt"}, "auth_method"),
+        ({"scopes": "customScope"}, "scopes"),
+        ({"token_params": {"grant_type": "password"}}, "token_params"),
+        ({"allowed_callers": "arn:aws:iam::123456789012:role/x"}, "allowed_callers"),
+        ({"client_sekret": "typo"}, "client_sekret"),
+    ],
+)
+def test_a_bad_secret_is_profile_misconfigured_naming_the_field_not_the_value(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, change: dict[str, object], field: str
+) -> None:
+    profile = profiles.create()
+    document = {k: v for k, v in {**profiles.document(profile), **change}.items() if v is not None}
+    profiles.put(profile, document)
+
+    answer = broker.invoke({"profile": profile}).answer
+
+    assert_error(answer, "profile_misconfigured", 500)
+    assert field in answer["error_description"]
+    for value in change.values():
+        if isinstance(value, str) and value not in field:
+            assert value not in answer["error_description"]
+    assert auth_server.token_requests() == []
+
+
+@pytest.mark.parametrize("secret_string", ["not json", "[1, 2]", json.dumps("a string")])
+def test_a_secret_that_is_not_a_json_object_is_profile_misconfigured(
+    broker: Broker, profiles: Profiles, secret_string: str
+) -> None:
+    profile = profiles.create()
+    profiles.put(profile, secret_string)
+
+    assert_error(broker.invoke({"profile": profile}).answer, "profile_misconfigured", 500)
+
+
+def test_a_wrong_client_secret_is_upstream_error_invalid_client(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    profile = profiles.create()
+    profiles.put(profile, {**profiles.document(profile), "client_secret": "wrong-secret-value"})
+
+    answer = broker.invoke({"profile": profile}).answer
+
+    assert_error(answer, "upstream_error", 502)
+    assert answer["upstream_error"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=200, body="<html>hello</html>", content_type="text/html"),
+        Fault(status=200, body='{"token_type": "Bearer", "expires_in": 3600}'),
+        Fault(status=200, body='{"access_token": 42, "expires_in": 3600}'),
+        Fault(status=200, body='{"access_token": "abc", "expires_in": -5}'),
+        Fault(status=200, body='{"access_token": "abc", "token_type": "DPoP", "expires_in": 60}'),
+        Fault(status=404, body="not found", content_type="text/plain"),
+        Fault(status=302, body="", headers={"Location": "https://elsewhere.example.com"}),
+    ],
+)
+def test_an_answer_that_is_not_a_token_response_is_upstream_error(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, fault: Fault
+) -> None:
+    profile = profiles.create()
+    auth_server.fail_next(fault)
+
+    answer = broker.invoke({"profile": profile}).answer
+
+    assert_error(answer, "upstream_error", 502)
+    assert len(auth_server.token_requests()) == 1
+
+
+def test_an_unavailable_server_is_upstream_unavailable_with_retry_after(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    profile = profiles.create()
+    auth_server.fail_next(*[Fault(status=503, headers={"Retry-After": "30"})] * 2)
+
+    answer = broker.invoke({"profile": profile}, timeout_seconds=5).answer
+
+    assert_error(answer, "upstream_unavailable", 503)
+    assert answer["retry_after"] == 30
+    assert len(auth_server.token_requests()) == 1  # 30 s is past the deadline: no pointless wait
+
+
+def test_an_unexpected_failure_is_internal_error_without_internals(broker: Broker, profiles: Profiles) -> None:
+    profile = profiles.create()
+    broker.app.SERVICE = None  # anything that breaks inside
+
+    answer = broker.invoke({"profile": profile}).answer
+
+    assert answer == {"error": "internal_error", "error_description": "the broker failed unexpectedly", "status": 500}
