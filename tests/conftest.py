@@ -82,7 +82,8 @@ def no_secret_leaks(auth_server: LocalAuthorizationServer) -> Iterator[None]:
     """Contract promise 8, over the whole suite: no secret or token in anything the broker said."""
     yield
     corpus = "\n".join(BROKER_OUTPUT)
-    assert corpus, "the leak check saw no broker output at all"
+    if auth_server.issued:
+        assert corpus, "tokens were issued, yet the leak check saw no broker output"
     sensitive = SECRETS_USED | set(auth_server.issued)
     leaked = sorted(value for value in sensitive if value in corpus)
     assert not leaked, f"{len(leaked)} secrets or tokens appear in the broker's output"

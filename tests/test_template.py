@@ -1,0 +1,83 @@
+"""The SAM template: linted by the real tools, and read for the rules the broker depends on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.template import ROOT, load_template
+
+BIN = Path(sys.executable).parent
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+
+
+def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
+    executable = BIN / command[0]
+    assert executable.exists() or shutil.which(command[0]), f"{command[0]} is not installed"
+    return subprocess.run(
+        [str(executable) if executable.exists() else command[0], *command[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"},
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("cfn-lint", "template.yaml"), ("sam", "validate", "--lint"), ("sam", "validate", "--region", "us-east-1")],
+    ids=["cfn-lint", "sam-validate-lint", "sam-validate"],
+)
+def test_the_template_passes_the_linters(command: tuple[str, ...]) -> None:
+    result = run_tool(*command)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_function_is_wired_as_the_contract_names_it() -> None:
+    function = RESOURCES["TokenBrokerFunction"]["Properties"]
+    globals_ = TEMPLATE["Globals"]["Function"]
+    assert function["CodeUri"] == "functions/token_broker/"
+    assert function["Handler"] == "app.lambda_handler"
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Tracing"] == "Active"
+    assert function["Environment"]["Variables"]["TOKEN_TABLE_NAME"] == {"Ref": "TokenTable"}
+
+
+def test_the_table_is_on_demand_with_ttl() -> None:
+    table = RESOURCES["TokenTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"]["Enabled"] is True
+
+
+def test_permissions_are_least_privilege() -> None:
+    statements = [
+        statement
+        for policy in RESOURCES["TokenBrokerFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+    ]
+    by_sid = {statement["Sid"]: statement for statement in statements}
+    for statement in statements:
+        assert statement["Resource"] != "*"
+        assert "*" not in str(statement["Action"])
+    secrets = by_sid["ReadProfileSecrets"]
+    assert secrets["Action"] == "secretsmanager:GetSecretValue"
+    assert "${SecretPrefix}*" in secrets["Resource"]["Fn::Sub"]
+    table = by_sid["UseTokenCache"]
+    assert sorted(table["Action"]) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert table["Resource"] == {"Fn::GetAtt": ["TokenTable", "Arn"]}
+
+
+def test_logs_have_an_explicit_group_with_retention() -> None:
+    assert RESOURCES["TokenBrokerLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    logging_config = RESOURCES["TokenBrokerFunction"]["Properties"]["LoggingConfig"]
+    assert logging_config["LogGroup"] == {"Ref": "TokenBrokerLogGroup"}
