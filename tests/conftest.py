@@ -141,6 +141,7 @@ class Broker:
     app: ModuleType
     table_name: str
     environment: dict[str, str]
+    started: list[ContainerProcess] = field(default_factory=list)
 
     def invoke(self, event: Any, timeout_seconds: float = 15.0) -> Invocation:
         invocation = invoke(self.app, event, timeout_seconds)
@@ -156,16 +157,27 @@ class Broker:
 
         self.app.SERVICE = build_service(Settings.from_env(self.environment))
 
+    def container_processes(self, count: int, **overrides: str) -> list[ContainerProcess]:
+        """`count` containers started side by side, each ready for its first event."""
+        containers = [ContainerProcess.start({**self.environment, **overrides}) for _ in range(count)]
+        self.started.extend(containers)
+        for container in containers:
+            container.wait_ready()
+        return containers
+
     def container_process(self, **overrides: str) -> ContainerProcess:
-        return ContainerProcess.start({**self.environment, **overrides})
+        (container,) = self.container_processes(1, **overrides)
+        return container
 
 
 @pytest.fixture
-def broker(app_module: ModuleType, broker_environment: dict[str, str], local_aws: LocalAws) -> Broker:
+def broker(app_module: ModuleType, broker_environment: dict[str, str], local_aws: LocalAws) -> Iterator[Broker]:
     environment = {**broker_environment, "TOKEN_TABLE_NAME": local_aws.create_token_table()}
     instance = Broker(app_module, environment["TOKEN_TABLE_NAME"], environment)
     instance.new_container()
-    return instance
+    yield instance
+    for container in instance.started:
+        container.close()
 
 
 class ContainerProcess:
@@ -174,6 +186,9 @@ class ContainerProcess:
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
         self.output: list[str] = []
+        self.ready_ms = 0.0
+
+    def wait_ready(self) -> None:
         self.ready_ms = float(self._next_answer()["ready_ms"])
 
     @classmethod
@@ -214,7 +229,8 @@ class ContainerProcess:
         raise RuntimeError("the container process ended:\n" + "".join(self.output[-20:]))
 
     def close(self) -> None:
-        if self.process.stdin:
+        """Ends the process (if a test has not killed it) and keeps its output for the leak check."""
+        if self.process.stdin and not self.process.stdin.closed:
             self.process.stdin.close()
         for line in self.process.stdout or []:
             BROKER_OUTPUT.append(line)
