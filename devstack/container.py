@@ -8,10 +8,14 @@ else on stdout and stderr is what the function logged.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
+from typing import Any
 
 from devstack.lambda_host import invoke, load_handler_module
+from devstack.template import ROOT
 
 ANSWER_PREFIX = "ANSWER "
 
@@ -26,6 +30,62 @@ def main() -> None:
         request = json.loads(line)
         invocation = invoke(app, request["event"], request.get("timeout_seconds", 15.0))
         print(ANSWER_PREFIX + json.dumps(invocation.__dict__), flush=True)
+
+
+class ContainerProcess:
+    """A broker container in its own OS process, driven from another; `output` collects its logs
+    and error answers (the tests search them for leaks)."""
+
+    def __init__(self, process: subprocess.Popen[str], output: list[str]) -> None:
+        self.process = process
+        self.output = output
+        self.ready_ms = 0.0
+
+    @classmethod
+    def start(cls, environment: dict[str, str], output: list[str] | None = None) -> ContainerProcess:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack.container"],
+            cwd=ROOT,
+            env={**os.environ, **environment},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        return cls(process, output if output is not None else [])
+
+    def wait_ready(self) -> None:
+        self.ready_ms = float(self._next_answer()["ready_ms"])
+
+    def send(self, event: Any, timeout_seconds: float = 15.0) -> None:
+        if self.process.stdin is None:
+            raise RuntimeError("the container was started without a pipe to its stdin")
+        self.process.stdin.write(json.dumps({"event": event, "timeout_seconds": timeout_seconds}) + "\n")
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        return self._next_answer()
+
+    def invoke(self, event: Any, timeout_seconds: float = 15.0) -> dict[str, Any]:
+        self.send(event, timeout_seconds)
+        return self.receive()
+
+    def close(self) -> None:
+        """Ends the process (if it is still running) and keeps the rest of its output."""
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.output.extend(self.process.stdout or [])
+        self.process.wait(timeout=10)
+
+    def _next_answer(self) -> dict[str, Any]:
+        for line in self.process.stdout or []:
+            if line.startswith(ANSWER_PREFIX):
+                result: dict[str, Any] = json.loads(line[len(ANSWER_PREFIX) :])
+                if "error" in result.get("answer", {}):
+                    self.output.append(json.dumps(result["answer"]))
+                return result
+            self.output.append(line)
+        raise RuntimeError("the container process ended:\n" + "".join(self.output[-20:]))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,12 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
-import sys
 from typing import Any
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
-from devstack.container import ANSWER_PREFIX
+from devstack.container import ContainerProcess
 from devstack.lambda_host import BROKER_ENVIRONMENT, invoke, load_handler_module
-from devstack.template import ROOT
 
 PROFILE = "okta-default"
 TIERS = {"MemoryHit": "memory tier", "TableHit": "DynamoDB tier", "TokenRequests": "authorization server"}
@@ -41,22 +38,10 @@ def describe(step: str, answer: dict[str, Any], metrics: list[str], milliseconds
 
 def fresh_container(environment: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
     """One invocation in a new process: a new Lambda container sharing only the table."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "devstack.container"],
-        input=json.dumps({"event": event}) + "\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **environment},
-        timeout=60,
-        check=True,
-    )
-    answers = [
-        json.loads(line[len(ANSWER_PREFIX) :])
-        for line in completed.stdout.splitlines()
-        if line.startswith(ANSWER_PREFIX)
-    ]
-    result: dict[str, Any] = answers[-1]
+    container = ContainerProcess.start(environment)
+    container.wait_ready()
+    result = container.invoke(event)
+    container.close()
     return result
 
 

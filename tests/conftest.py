@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +17,8 @@ import pytest
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
-from devstack.container import ANSWER_PREFIX
+from devstack.container import ContainerProcess
 from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
-from devstack.template import ROOT
 
 put_on_path()
 
@@ -159,7 +156,7 @@ class Broker:
 
     def container_processes(self, count: int, **overrides: str) -> list[ContainerProcess]:
         """`count` containers started side by side, each ready for its first event."""
-        containers = [ContainerProcess.start({**self.environment, **overrides}) for _ in range(count)]
+        containers = [ContainerProcess.start({**self.environment, **overrides}, BROKER_OUTPUT) for _ in range(count)]
         self.started.extend(containers)
         for container in containers:
             container.wait_ready()
@@ -178,64 +175,3 @@ def broker(app_module: ModuleType, broker_environment: dict[str, str], local_aws
     yield instance
     for container in instance.started:
         container.close()
-
-
-class ContainerProcess:
-    """A broker container in its own OS process (`devstack.container`)."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.output: list[str] = []
-        self.ready_ms = 0.0
-
-    def wait_ready(self) -> None:
-        self.ready_ms = float(self._next_answer()["ready_ms"])
-
-    @classmethod
-    def start(cls, environment: dict[str, str]) -> ContainerProcess:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.container"],
-            cwd=ROOT,
-            env={**os.environ, **environment},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        return cls(process)
-
-    def send(self, event: Any, timeout_seconds: float = 15.0) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"event": event, "timeout_seconds": timeout_seconds}) + "\n")
-        self.process.stdin.flush()
-
-    def receive(self) -> dict[str, Any]:
-        return self._next_answer()
-
-    def invoke(self, event: Any, timeout_seconds: float = 15.0) -> dict[str, Any]:
-        self.send(event, timeout_seconds)
-        return self.receive()
-
-    def _next_answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith(ANSWER_PREFIX):
-                answer: dict[str, Any] = json.loads(line[len(ANSWER_PREFIX) :])
-                if "answer" in answer and "error" in answer["answer"]:
-                    BROKER_OUTPUT.append(json.dumps(answer["answer"]))
-                return answer
-            self.output.append(line)
-            BROKER_OUTPUT.append(line)
-        raise RuntimeError("the container process ended:\n" + "".join(self.output[-20:]))
-
-    def close(self) -> None:
-        """Ends the process (if a test has not killed it) and keeps its output for the leak check."""
-        if self.process.stdin and not self.process.stdin.closed:
-            self.process.stdin.close()
-        for line in self.process.stdout or []:
-            BROKER_OUTPUT.append(line)
-        self.process.wait(timeout=10)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 import uuid
@@ -95,6 +96,7 @@ class TokenService:
             return cached
         elif entry is None and is_usable(remembered, now, min_ttl):
             # the table is unreachable (or lost the item): the memory tier's token still serves
+            observability.cache_hit("memory")
             return remembered
         observability.cache_miss()
         return self._renew(key, profile, scopes, request, min_ttl, deadline, entry)
@@ -107,7 +109,7 @@ class TokenService:
         now = self._clock()
         window = refresh_window(cached, self._settings.refresh_ahead_seconds)
         try:
-            won = self._table.acquire_lease(key, owner, now + LEASE_SECONDS, expires_before=int(now + window))
+            won = self._table.acquire_lease(key, owner, now + LEASE_SECONDS, expires_before=math.ceil(now + window))
         except CacheUnavailable:
             return cached
         if not won:
@@ -151,7 +153,7 @@ class TokenService:
                     key,
                     owner,
                     now + LEASE_SECONDS,
-                    expires_before=None if wanted_since else int(now) + min_ttl,
+                    expires_before=None if wanted_since else math.ceil(now + min_ttl),
                     fetched_before=wanted_since,
                 )
             except CacheUnavailable:
