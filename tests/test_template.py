@@ -81,3 +81,16 @@ def test_logs_have_an_explicit_group_with_retention() -> None:
     assert RESOURCES["TokenBrokerLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     logging_config = RESOURCES["TokenBrokerFunction"]["Properties"]["LoggingConfig"]
     assert logging_config["LogGroup"] == {"Ref": "TokenBrokerLogGroup"}
+
+
+def test_the_http_route_requires_iam_auth_and_logs_no_bodies() -> None:
+    api = RESOURCES["TokenApi"]
+    assert api["Type"] == "AWS::Serverless::HttpApi"
+    assert api["Properties"]["Auth"]["EnableIamAuthorizer"] is True
+    route = RESOURCES["TokenBrokerFunction"]["Properties"]["Events"]["HttpToken"]["Properties"]
+    assert (route["Method"], route["Path"], route["PayloadFormatVersion"]) == ("POST", "/token", "2.0")
+    assert route["Auth"]["Authorizer"] == "AWS_IAM"
+    access_log = api["Properties"]["AccessLogSettings"]["Format"]
+    assert "requestBody" not in access_log
+    assert "responseBody" not in access_log
+    assert "TokenApiUrl" in TEMPLATE["Outputs"]

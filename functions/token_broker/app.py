@@ -9,6 +9,7 @@ from broker import observability
 from broker.config import Settings
 from broker.decisions import CachedToken, expires_in
 from broker.errors import BrokerError, InternalError
+from broker.http_route import http_answer, is_http_event, parse_http_event
 from broker.observability import logger, metrics, tracer
 from broker.token_request import parse_request
 from broker.wiring import build_service
@@ -23,16 +24,26 @@ SERVICE = build_service(Settings.from_env())
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Serves direct invocations and the HTTP API's `POST /token` alike."""
+    http = is_http_event(event)
     try:
+        caller = None
+        if http:
+            event, caller = parse_http_event(event)
         request = parse_request(event)
         logger.append_keys(profile=request.profile)
         deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
-        return token_answer(SERVICE.get_token(request, deadline))
+        answer, status = token_answer(SERVICE.get_token(request, deadline, caller)), 200
     except BrokerError as error:
-        return error_answer(error)
+        answer, status = error_answer(error), error.status
     except Exception:
         logger.exception("unexpected failure")
-        return error_answer(InternalError("the broker failed unexpectedly"))
+        failure = InternalError("the broker failed unexpectedly")
+        answer, status = error_answer(failure), failure.status
+    if http:
+        answer.pop("status", None)
+        return http_answer(status, answer)
+    return answer
 
 
 def token_answer(token: CachedToken) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from broker.config import Settings
 from broker.decisions import (
     CachedToken,
     cache_key,
+    caller_admitted,
     effective_min_ttl,
     is_usable,
     needs_refresh,
     refresh_window,
 )
 from broker.errors import (
+    AccessDenied,
     BrokerError,
     InvalidRequest,
     InvalidScope,
@@ -59,9 +61,14 @@ class TokenService:
         self._sleep = sleep
         self._memory: dict[str, CachedToken] = {}
 
-    def get_token(self, request: TokenRequest, deadline: float) -> CachedToken:
-        """A token with at least the applicable min TTL left; `deadline` is epoch seconds."""
+    def get_token(self, request: TokenRequest, deadline: float, caller: str | None = None) -> CachedToken:
+        """A token with at least the applicable min TTL left; `deadline` is epoch seconds.
+
+        `caller` is the IAM ARN of an HTTP caller, admitted by the profile's `allowed_callers`
+        before anything else happens; direct invocations are admitted by Lambda's own IAM."""
         profile = self._profiles.get(request.profile)
+        if caller is not None and not caller_admitted(profile.allowed_callers, caller):
+            raise AccessDenied(f"this caller is not allowed to use profile {profile.name}")
         scopes = request.scopes or profile.scopes
         if profile.allowed_scopes is not None and not scopes <= profile.allowed_scopes:
             outside = sorted(scopes - profile.allowed_scopes)[0]

@@ -1,0 +1,85 @@
+"""The HTTP door: API Gateway HTTP API (payload 2.0) events in, HTTP answers out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from broker.errors import AccessDenied, BrokerError, InvalidRequest
+
+ROUTE_PATH = "/token"
+ROUTE_METHOD = "POST"
+MAX_BODY_BYTES = 16 * 1024
+# RFC 6749 §5.1: token answers must not be cached by anyone on the way.
+NO_STORE = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class RouteNotFound(BrokerError):
+    error = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(BrokerError):
+    error = "method_not_allowed"
+    status = 405
+
+
+def is_http_event(event: object) -> bool:
+    """An HTTP API 2.0 event, told apart from a direct request by its request context's `http`.
+
+    A direct request that happens to hold `version` or `requestContext` is still a direct
+    request (and is then refused for its unknown fields)."""
+    if not isinstance(event, dict) or event.get("version") != "2.0":
+        return False
+    context = event.get("requestContext")
+    return isinstance(context, dict) and isinstance(context.get("http"), dict) and "rawPath" in event
+
+
+def parse_http_event(event: dict[str, Any]) -> tuple[object, str]:
+    """The request body as JSON and the caller's IAM ARN; raises for anything else."""
+    context = event["requestContext"]
+    method = str(context["http"].get("method", "")).upper()
+    if event.get("rawPath") != ROUTE_PATH and context["http"].get("path") != ROUTE_PATH:
+        raise RouteNotFound("no such route; POST /token")
+    if method != ROUTE_METHOD:
+        raise MethodNotAllowed("POST /token is the only route")
+    caller = caller_arn(context)
+    if caller is None:
+        raise AccessDenied("the request carries no IAM caller identity")
+    return _json_body(event), caller
+
+
+def caller_arn(context: dict[str, Any]) -> str | None:
+    authorizer = context.get("authorizer")
+    iam = authorizer.get("iam") if isinstance(authorizer, dict) else None
+    arn = iam.get("userArn") if isinstance(iam, dict) else None
+    return arn if isinstance(arn, str) and arn.startswith("arn:") else None
+
+
+def http_answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    headers = dict(NO_STORE)
+    if status == 503 and body.get("retry_after") is not None:
+        headers["Retry-After"] = str(body["retry_after"])
+    return {"statusCode": status, "headers": headers, "body": json.dumps(body)}
+
+
+def _json_body(event: dict[str, Any]) -> object:
+    body = event.get("body")
+    if body is None or body == "":
+        raise InvalidRequest("the body must be a JSON object")
+    if not isinstance(body, str) or len(body) > MAX_BODY_BYTES * 2:
+        raise InvalidRequest(f"the body must be a JSON object of at most {MAX_BODY_BYTES} bytes")
+    raw: bytes = body.encode()
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest("the body is not valid base64") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"the body must be a JSON object of at most {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the body is not valid JSON") from None
