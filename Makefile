@@ -3,6 +3,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+CHECKOV := .venv-checkov/bin/checkov
 
 
 .PHONY: test lint demo bench clean
@@ -18,12 +19,21 @@ $(INSTALLED): requirements-dev.txt layers/broker_deps/requirements.txt
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit --quiet --recursive functions layers devstack --configfile pyproject.toml
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
+	$(BIN)/sam validate --region us-east-1
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+# checkov pins an older boto3 than the project's, so it gets an environment of its own
+$(CHECKOV): requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
 
 demo: $(INSTALLED)
 	$(BIN)/python -m devstack.demo
@@ -32,4 +42,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m devstack.bench
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

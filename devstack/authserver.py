@@ -18,9 +18,11 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import Flask, Response, request
 from joserfc import jwt
-from joserfc.jwk import OctKey
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, OctKey, RSAKey
 from werkzeug.serving import make_server
 
 JWT_SIGNING_KEY = OctKey.generate_key(256)
@@ -28,7 +30,35 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request 
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    """RFC 7523 client authentication: checks the signature with the client's public key,
+    `aud` against this server's token URL, and refuses a `jti` it has seen before."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, server: LocalAuthorizationServer) -> None:
+        super().__init__(validate_jti=True, leeway=5)
+        self._server = server
+        self.seen_jti: set[str] = set()
+
+    def get_audiences(self) -> list[str]:
+        return [self._server.token_url]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        if jti in self.seen_jti:
+            return False
+        self.seen_jti.add(jti)
+        return True
+
+    def resolve_client_public_key(self, client: LocalClient) -> Any:
+        pem = client.public_key_pem or ""
+        try:
+            return RSAKey.import_key(pem)
+        except (JoseError, ValueError):
+            return ECKey.import_key(pem)
 
 
 @dataclass
@@ -36,6 +66,7 @@ class LocalClient(ClientMixin):  # type: ignore[misc]
     client_id: str
     client_secret: str
     auth_method: str = "client_secret_basic"
+    public_key_pem: str | None = None
     scopes: tuple[str, ...] = ("customScope", "orders.read", "orders.write")
 
     def get_client_id(self) -> str:
@@ -95,6 +126,7 @@ class LocalAuthorizationServer:
         self.issued: list[str] = []
         self.requests: list[TokenRequestRecord] = []
         self._faults: deque[Fault] = deque()
+        self._generation = 0
         self._lock = threading.Lock()
         self._app = self._build_app()
         self._http = make_server(host, port, self._app, threaded=True)
@@ -118,8 +150,15 @@ class LocalAuthorizationServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def add_client(self, client_id: str, client_secret: str, auth_method: str = "client_secret_basic") -> LocalClient:
-        client = LocalClient(client_id, client_secret, auth_method)
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str = "",
+        auth_method: str = "client_secret_basic",
+        public_key_pem: str | None = None,
+    ) -> LocalClient:
+        """A client that authenticates with a secret, or with `private_key_jwt` and a public key."""
+        client = LocalClient(client_id, client_secret, auth_method, public_key_pem)
         self.clients[client_id] = client
         return client
 
@@ -132,6 +171,7 @@ class LocalAuthorizationServer:
         with self._lock:
             self._faults.clear()
             self.requests.clear()
+            self._generation += 1
         self.lifetime, self.send_expires_in, self.jwt_tokens, self.delay = 3600, True, False, 0.0
 
     def token_requests(self, client_id: str | None = None) -> list[TokenRequestRecord]:
@@ -143,10 +183,13 @@ class LocalAuthorizationServer:
         app.config["OAUTH2_SCOPES_SUPPORTED"] = ["customScope", "orders.read", "orders.write", "admin"]
         server = AuthorizationServer(app, query_client=self.clients.get, save_token=lambda token, req: None)
         server.register_grant(ClientCredentialsGrant)
+        self.private_key_jwt = PrivateKeyJwt(self)
+        server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, self.private_key_jwt)
         server.register_token_generator("client_credentials", self._generate_token)
 
         @app.post("/oauth2/v1/token")
         def token() -> Response:
+            generation = self._generation
             if self.delay:
                 time.sleep(self.delay)
             with self._lock:
@@ -162,7 +205,7 @@ class LocalAuthorizationServer:
                     document = response.get_json()
                     document.pop("expires_in", None)
                     response.set_data(json.dumps(document))
-            self._record(response.status_code)
+            self._record(response.status_code, generation)
             return response
 
         return app
@@ -189,7 +232,7 @@ class LocalAuthorizationServer:
             token["scope"] = scope
         return token
 
-    def _record(self, status: int) -> None:
+    def _record(self, status: int, generation: int) -> None:
         form = request.form.to_dict()
         authorization = request.headers.get("Authorization", "")
         if authorization.startswith("Basic "):
@@ -203,4 +246,5 @@ class LocalAuthorizationServer:
             method, client_id = "none", form.get("client_id")
         record = TokenRequestRecord(client_id, method, form.get("scope"), form, status)
         with self._lock:
-            self.requests.append(record)
+            if generation == self._generation:  # a request that outlived a reset is not counted
+                self.requests.append(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,14 +21,19 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 class _Serialised:
-    """Answers one request at a time: DynamoDB's conditional writes are atomic, moto's are not."""
+    """Answers one request at a time: DynamoDB's conditional writes are atomic, moto's are not.
+
+    Also counts the calls by their JSON API target (`DynamoDB_20120810.GetItem`,
+    `TrentService.Decrypt`, ...), so tests and the benchmark can count AWS calls."""
 
     def __init__(self, app: Any) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         with self._lock:
+            self.calls[environ.get("HTTP_X_AMZ_TARGET", "other")] += 1
             return list(self._app(environ, start_response))
 
 
@@ -35,8 +41,8 @@ class LocalAws:
     """moto's server on a loopback port, in a thread of this process."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = _Serialised(DomainDispatcherApplication(create_backend_app))
-        self._http = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._app = _Serialised(DomainDispatcherApplication(create_backend_app))
+        self._http = make_server(host, port, self._app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._http.serve_forever, name="moto", daemon=True)
 
     @property
@@ -50,6 +56,15 @@ class LocalAws:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+    def calls(self, target: str) -> int:
+        """How many calls this server answered for an API target such as `TrentService.Decrypt`."""
+        return self._app.calls[target]
+
+    def create_kms_key(self) -> str:
+        """A symmetric key, as the template's cache key; returns its ARN."""
+        arn: str = self.client("kms").create_key(Description="token cache (local)")["KeyMetadata"]["Arn"]
+        return arn
 
     def environment(self) -> dict[str, str]:
         """What a process needs to reach this server with any boto3 client."""

@@ -41,6 +41,7 @@ class Bench:
             **self.aws.environment(),
             **BROKER_ENVIRONMENT,
             "TOKEN_TABLE_NAME": self.aws.create_token_table(),
+            "TOKEN_KMS_KEY_ID": self.aws.create_kms_key(),
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "MIN_TTL_SECONDS": "1",  # lets the shortened refresh-window tokens be served
         }

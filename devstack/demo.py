@@ -62,7 +62,7 @@ def main() -> None:
                 "scopes": ["customScope"],
             },
         )
-        print(f"  moto server            {aws.endpoint_url}  (Secrets Manager, DynamoDB table {table!r})")
+        print(f"  moto server            {aws.endpoint_url}  (Secrets Manager, KMS, DynamoDB table {table!r})")
         print(f"  authorization server   {server.token_url}  (client demo-service-app)")
         print(f"  profile                secret {BROKER_ENVIRONMENT['SECRET_PREFIX'] + PROFILE!r}\n")
 
@@ -70,6 +70,7 @@ def main() -> None:
             **aws.environment(),
             **BROKER_ENVIRONMENT,
             "TOKEN_TABLE_NAME": table,
+            "TOKEN_KMS_KEY_ID": aws.create_kms_key(),  # cached tokens are sealed, as deployed
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
         os.environ.update(environment)

@@ -94,3 +94,19 @@ def test_the_http_route_requires_iam_auth_and_logs_no_bodies() -> None:
     assert "requestBody" not in access_log
     assert "responseBody" not in access_log
     assert "TokenApiUrl" in TEMPLATE["Outputs"]
+
+
+def test_only_the_broker_role_may_use_the_cache_key_and_only_with_its_context() -> None:
+    from broker.token_sealer import ENCRYPTION_CONTEXT
+
+    statements = RESOURCES["TokenCacheKey"]["Properties"]["KeyPolicy"]["Statement"]
+    usage = {"kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:*"}
+    users = [statement for statement in statements if usage & set(statement["Action"])]
+    assert len(users) == 1
+    (user,) = users
+    assert user["Principal"] == {"AWS": {"Fn::GetAtt": ["TokenBrokerFunctionRole", "Arn"]}}
+    assert sorted(user["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    context = {key.split(":")[-1]: value for key, value in user["Condition"]["StringEquals"].items()}
+    assert context == ENCRYPTION_CONTEXT
+    variables = RESOURCES["TokenBrokerFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["TOKEN_KMS_KEY_ID"] == {"Fn::GetAtt": ["TokenCacheKey", "Arn"]}

@@ -14,6 +14,7 @@ import pytest
 from broker.decisions import CachedToken, cache_key
 from broker.profiles import parse_profile
 from broker.sensitive import Sensitive
+from broker.token_sealer import TokenSealer
 from broker.token_table import TokenTable
 from devstack.authserver import Fault, LocalAuthorizationServer
 from devstack.aws import LocalAws
@@ -30,7 +31,9 @@ def seed_token(
     now = time.time()
     value = f"seeded-{profile}-{int(now)}"
     token = CachedToken(Sensitive(value), "Bearer", "", int(now) + life_left, now - age)
-    TokenTable(local_aws.client("dynamodb"), broker.table_name).store_token(cache_key(parsed, frozenset()), token, "")
+    sealer = TokenSealer(local_aws.client("kms"), broker.environment["TOKEN_KMS_KEY_ID"])
+    table = TokenTable(local_aws.client("dynamodb"), broker.table_name, sealer)
+    table.store_token(cache_key(parsed, frozenset()), token, "")
     return value
 
 

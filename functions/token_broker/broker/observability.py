@@ -58,3 +58,9 @@ def degraded(component: str, failure: str) -> None:
     """A dependency the broker can do without (the table) failed; callers are still served."""
     metrics.add_metric(name="CacheUnavailable", unit=MetricUnit.Count, value=1)
     logger.warning("cache table unavailable, serving without it", extra={"component": component, "failure": failure})
+
+
+def unreadable_cache_item() -> None:
+    """A cached token that does not decrypt here: treated as a miss, never served."""
+    metrics.add_metric(name="UnreadableCacheItem", unit=MetricUnit.Count, value=1)
+    logger.warning("a cached token could not be decrypted; treating it as a miss")

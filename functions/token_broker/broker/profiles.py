@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from broker.client_assertion import SigningKey, load_signing_key
 from broker.errors import ProfileMisconfigured
 from broker.sensitive import Sensitive
 from broker.token_request import parse_scopes
@@ -46,6 +47,8 @@ class Profile:
     auth_method: str = CLIENT_SECRET_BASIC
     client_secret: Sensitive | None = None
     private_key: Sensitive | None = None
+    # parsed from private_key; equal profiles are told apart by private_key itself
+    signing_key: SigningKey | None = field(default=None, compare=False)
     key_id: str | None = None
     scopes: frozenset[str] = frozenset()
     allowed_scopes: frozenset[str] | None = None
@@ -88,6 +91,7 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
         auth_method=auth_method,
         client_secret=Sensitive(client_secret) if client_secret is not None else None,
         private_key=Sensitive(private_key) if private_key is not None else None,
+        signing_key=(load_signing_key(private_key, name) if auth_method == PRIVATE_KEY_JWT and private_key else None),
         key_id=_optional_text(document, "key_id", bad),
         scopes=parse_scopes(document.get("scopes", []), "scopes", bad),
         allowed_scopes=(

@@ -155,13 +155,17 @@ class TokenService:
                     return self._checked(token, request, min_ttl)
                 _raise_remembered(entry.refusal, now)
             owner = uuid.uuid4().hex
+            fetched_before = wanted_since
+            if entry is not None and entry.unreadable_since is not None:
+                # a token nobody here can open is as good as none: renewing it must be allowed
+                fetched_before = max(fetched_before or 0.0, entry.unreadable_since + 0.001)
             try:
                 won = self._table.acquire_lease(
                     key,
                     owner,
                     now + LEASE_SECONDS,
                     expires_before=None if wanted_since else math.ceil(now + min_ttl),
-                    fetched_before=wanted_since,
+                    fetched_before=fetched_before,
                 )
             except CacheUnavailable:
                 # No table, no coordination: this container asks for itself.
@@ -169,7 +173,8 @@ class TokenService:
             if won:
                 token = self._fetch_and_store(key, profile, scopes, owner, min(deadline, now + LEASE_SECONDS))
                 return self._checked(token, request, min_ttl)
-            wait = random.uniform(poll / 2, poll)  # noqa: S311 - jitter, not cryptography
+            # jitter, not cryptography: the standard generator is the right tool
+            wait = random.uniform(poll / 2, poll)  # noqa: S311  # nosec B311
             if self._clock() + wait >= deadline:
                 raise UpstreamUnavailable("timed out waiting for another request's token renewal", retry_after=1)
             self._sleep(wait)

@@ -16,9 +16,10 @@ import urllib3
 from urllib3.util import Retry, Timeout
 
 from broker import observability
+from broker.client_assertion import ASSERTION_TYPE, client_assertion
 from broker.decisions import token_lifetime
 from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
-from broker.profiles import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, Profile
+from broker.profiles import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT, Profile
 from broker.sensitive import Sensitive
 
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -60,13 +61,13 @@ class TokenEndpoint:
 
     def fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
         """One token, retrying 429, 5xx and transport failures until `deadline` (epoch seconds)."""
-        body, headers = _token_request(profile, scopes)
         retry_after: float | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             left = deadline - self._clock()
             if left <= 0:
                 break
             started = self._clock()
+            body, headers = _token_request(profile, scopes, started)  # per attempt: a fresh jti each time
             try:
                 response = self._pool.request(
                     "POST",
@@ -153,10 +154,11 @@ class TokenEndpoint:
 
 def _backoff(attempt: int) -> float:
     """Exponential backoff with full jitter, so a fleet that failed together does not retry together."""
-    return random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311
+    # jitter, not cryptography: the standard generator is the right tool
+    return random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311  # nosec B311
 
 
-def _token_request(profile: Profile, scopes: frozenset[str]) -> tuple[str, dict[str, str]]:
+def _token_request(profile: Profile, scopes: frozenset[str], now: float) -> tuple[str, dict[str, str]]:
     """The form body and headers for one client-credentials request (RFC 6749 §4.4.2)."""
     form = {"grant_type": "client_credentials"}
     if scopes:
@@ -170,8 +172,14 @@ def _token_request(profile: Profile, scopes: frozenset[str]) -> tuple[str, dict[
     elif profile.auth_method == CLIENT_SECRET_POST and profile.client_secret is not None:
         form["client_id"] = profile.client_id
         form["client_secret"] = profile.client_secret.reveal()
+    elif profile.auth_method == PRIVATE_KEY_JWT and profile.signing_key is not None:
+        form["client_id"] = profile.client_id
+        form["client_assertion_type"] = ASSERTION_TYPE
+        form["client_assertion"] = client_assertion(
+            profile.signing_key, profile.client_id, profile.token_url, profile.key_id, now
+        )
     else:
-        raise ProfileMisconfigured(f"profile {profile.name}: auth_method {profile.auth_method} is not supported yet")
+        raise ProfileMisconfigured(f"profile {profile.name}: no credentials for auth_method {profile.auth_method}")
     return urlencode(form), headers
 
 

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from broker import observability
 from broker.decisions import CachedToken, expiry_item_ttl
 from broker.sensitive import Sensitive
+from broker.token_sealer import CannotOpen, Sealed, SealUnavailable, TokenSealer
 
 PARTITION_KEY = "cache_key"
 TTL_ATTRIBUTE = "ttl"
@@ -45,12 +46,21 @@ class TableEntry:
     token: CachedToken | None
     refusal: Refusal | None
     lease_until: float | None
+    # when the item holds a token this container cannot open: when that token was fetched
+    unreadable_since: float | None = None
 
 
 class TokenTable:
-    def __init__(self, client: Any, table_name: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        sealer: TokenSealer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._sealer = sealer
         self._clock = clock
         self._skip_until = 0.0
 
@@ -58,7 +68,12 @@ class TokenTable:
         item = self._call("get_item", Key=_key(key), ConsistentRead=True).get("Item")
         if item is None:
             return None
-        return TableEntry(token=_token(item), refusal=_refusal(item), lease_until=_number(item, "lease_until"))
+        refusal, lease_until = _refusal(item), _number(item, "lease_until")
+        try:
+            return TableEntry(self._token(key, item), refusal, lease_until)
+        except CannotOpen:
+            observability.unreadable_cache_item()
+            return TableEntry(None, refusal, lease_until, unreadable_since=_number(item, "fetched_at"))
 
     def acquire_lease(
         self,
@@ -76,7 +91,7 @@ class TokenTable:
         which a request takes the lease just after another has stored a fresh token.
         """
         now = self._clock()
-        stale = ["attribute_not_exists(access_token)"]
+        stale = ["attribute_not_exists(expires_at)"]
         values: dict[str, Any] = {":now": _n(now), ":until": _n(lease_until), ":owner": {"S": owner}}
         if expires_before is not None:
             stale.append("expires_at < :expires_before")
@@ -102,21 +117,34 @@ class TokenTable:
         return True
 
     def store_token(self, key: str, token: CachedToken, owner: str) -> None:
-        """Writes a fresh token and lets go of `owner`'s lease; an older token never wins."""
+        """Writes a fresh token and lets go of `owner`'s lease; an older token never wins.
+
+        With a sealer the item holds the token only sealed; without one, only in plaintext."""
+        if self._sealer is None:
+            token_values: dict[str, Any] = {":access_token": {"S": token.access_token.reveal()}}
+            set_token, remove_token = "access_token = :access_token", "sealed_token, data_key"
+        else:
+            try:
+                sealed = self._sealer.seal(key, token.access_token.reveal())
+            except SealUnavailable as failure:
+                self._skip_after_failure("seal", str(failure))
+                raise CacheUnavailable(str(failure)) from None
+            token_values = {":sealed_token": {"B": sealed.sealed_token}, ":data_key": {"B": sealed.data_key}}
+            set_token, remove_token = "sealed_token = :sealed_token, data_key = :data_key", "access_token"
         try:
             self._call(
                 "update_item",
                 Key=_key(key),
                 UpdateExpression=(
-                    "SET access_token = :access_token, token_type = :token_type, #scope = :scope, "
+                    f"SET {set_token}, token_type = :token_type, #scope = :scope, "
                     "expires_at = :expires_at, fetched_at = :fetched_at, #ttl = :item_ttl "
-                    "REMOVE refused_until, refusal_error, refusal_code"
+                    f"REMOVE {remove_token}, refused_until, refusal_error, refusal_code"
                     + (", lease_owner, lease_until" if owner else "")
                 ),
                 ConditionExpression="attribute_not_exists(fetched_at) OR fetched_at < :fetched_at",
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE, "#scope": "scope"},
                 ExpressionAttributeValues={
-                    ":access_token": {"S": token.access_token.reveal()},
+                    **token_values,
                     ":token_type": {"S": token.token_type},
                     ":scope": {"S": token.scope},
                     ":expires_at": _n(token.expires_at),
@@ -179,9 +207,41 @@ class TokenTable:
             failure = code or "ClientError"
         except BotoCoreError as error:
             failure = type(error).__name__
+        self._skip_after_failure(operation, failure)
+        raise CacheUnavailable(failure)
+
+    def _skip_after_failure(self, operation: str, failure: str) -> None:
         self._skip_until = self._clock() + SKIP_AFTER_FAILURE_SECONDS
         observability.degraded(operation, failure)
-        raise CacheUnavailable(failure)
+
+    def _token(self, key: str, item: dict[str, Any]) -> CachedToken | None:
+        """The item's token, opened when sealed.
+
+        Raises `CannotOpen` for a token in the other form than this container writes (plaintext
+        while sealing is on, after the key was set; sealed while it is off), so that it is
+        renewed like a token that does not decrypt."""
+        expires_at, fetched_at = _number(item, "expires_at"), _number(item, "fetched_at")
+        if expires_at is None or fetched_at is None:
+            return None
+        if self._sealer is None:
+            if "access_token" not in item:
+                raise CannotOpen("the cached token is sealed and no KMS key is configured")
+            value = item["access_token"]["S"]
+        elif "sealed_token" in item and "data_key" in item:
+            try:
+                value = self._sealer.open(key, Sealed(item["sealed_token"]["B"], item["data_key"]["B"]))
+            except SealUnavailable as failure:
+                self._skip_after_failure("open", str(failure))
+                raise CacheUnavailable(str(failure)) from None
+        else:
+            raise CannotOpen("the cached token is in plaintext while sealing is on")
+        return CachedToken(
+            access_token=Sensitive(value),
+            token_type=item.get("token_type", {}).get("S", "Bearer"),
+            scope=item.get("scope", {}).get("S", ""),
+            expires_at=int(expires_at),
+            fetched_at=fetched_at,
+        )
 
 
 class _ConditionFailed(Exception):
@@ -199,22 +259,6 @@ def _n(value: float) -> dict[str, str]:
 def _number(item: dict[str, Any], name: str) -> float | None:
     attribute = item.get(name)
     return float(Decimal(attribute["N"])) if attribute and "N" in attribute else None
-
-
-def _token(item: dict[str, Any]) -> CachedToken | None:
-    if "access_token" not in item:
-        return None
-    expires_at = _number(item, "expires_at")
-    fetched_at = _number(item, "fetched_at")
-    if expires_at is None or fetched_at is None:
-        return None
-    return CachedToken(
-        access_token=Sensitive(item["access_token"]["S"]),
-        token_type=item.get("token_type", {}).get("S", "Bearer"),
-        scope=item.get("scope", {}).get("S", ""),
-        expires_at=int(expires_at),
-        fetched_at=fetched_at,
-    )
 
 
 def _refusal(item: dict[str, Any]) -> Refusal | None:

@@ -1,0 +1,104 @@
+"""KMS: envelope encryption of cached tokens, so that reading the table yields no usable token.
+
+A data key from `GenerateDataKey` seals tokens with AES-GCM for a bounded time per container;
+the cache key is the associated data, so a sealed token copied under another key does not
+open. Decrypted data keys are kept by their ciphertext: after the first, a table hit costs no
+KMS call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker import observability
+
+# The key policy and the function's role both require this context on every use of the key.
+ENCRYPTION_CONTEXT = {"purpose": "token-broker-cache"}
+DATA_KEY_SECONDS = 300.0
+DATA_KEY_MAX_USES = 100_000  # far below AES-GCM's limit for random 96-bit nonces
+OPENED_KEYS_MAX = 64
+NONCE_BYTES = 12
+
+
+class SealUnavailable(Exception):
+    """KMS could not be reached or refused: the cache cannot be written this time."""
+
+
+class CannotOpen(Exception):
+    """A sealed token that does not decrypt here: tampered, copied, or another key's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    sealed_token: bytes  # nonce then AES-GCM ciphertext and tag
+    data_key: bytes  # the data key, encrypted under the KMS key
+
+
+class TokenSealer:
+    def __init__(self, client: Any, key_id: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._key_id = key_id
+        self._clock = clock
+        self._current: tuple[bytes, AESGCM, float, int] | None = None  # blob, cipher, since, uses
+        self._opened: dict[bytes, AESGCM] = {}
+
+    def seal(self, cache_key: str, token: str) -> Sealed:
+        blob, cipher = self._data_key()
+        nonce = os.urandom(NONCE_BYTES)
+        return Sealed(nonce + cipher.encrypt(nonce, token.encode(), cache_key.encode()), blob)
+
+    def open(self, cache_key: str, sealed: Sealed) -> str:
+        cipher = self._opened.get(sealed.data_key) or self._decrypt_data_key(sealed.data_key)
+        nonce, ciphertext = sealed.sealed_token[:NONCE_BYTES], sealed.sealed_token[NONCE_BYTES:]
+        try:
+            return cipher.decrypt(nonce, ciphertext, cache_key.encode()).decode()
+        except (InvalidTag, ValueError):
+            raise CannotOpen("the sealed token does not open under this cache key") from None
+
+    def _data_key(self) -> tuple[bytes, AESGCM]:
+        now = self._clock()
+        current = self._current
+        if current is None or now - current[2] > DATA_KEY_SECONDS or current[3] >= DATA_KEY_MAX_USES:
+            try:
+                answer = self._client.generate_data_key(
+                    KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=ENCRYPTION_CONTEXT
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise SealUnavailable(_failure(error)) from None
+            cipher = AESGCM(answer["Plaintext"])
+            self._remember(answer["CiphertextBlob"], cipher)
+            current = (answer["CiphertextBlob"], cipher, now, 0)
+        self._current = (current[0], current[1], current[2], current[3] + 1)
+        return current[0], current[1]
+
+    def _decrypt_data_key(self, blob: bytes) -> AESGCM:
+        try:
+            answer = self._client.decrypt(CiphertextBlob=blob, KeyId=self._key_id, EncryptionContext=ENCRYPTION_CONTEXT)
+        except ClientError as error:
+            # InvalidCiphertextException and friends: this item cannot be opened, ever
+            raise CannotOpen(_failure(error)) from None
+        except BotoCoreError as error:
+            raise SealUnavailable(_failure(error)) from None
+        cipher = AESGCM(answer["Plaintext"])
+        self._remember(blob, cipher)
+        observability.logger.debug("data key decrypted")
+        return cipher
+
+    def _remember(self, blob: bytes, cipher: AESGCM) -> None:
+        if len(self._opened) >= OPENED_KEYS_MAX:
+            del self._opened[next(iter(self._opened))]
+        self._opened[blob] = cipher
+
+
+def _failure(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return type(error).__name__

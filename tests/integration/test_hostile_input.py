@@ -1,0 +1,129 @@
+"""Hostile input, generated: the handler never raises, answers malformed input with a 400,
+and its memory stays bounded."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import random
+import tracemalloc
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from broker.errors import InvalidRequest
+from broker.token_request import parse_request
+from devstack.lambda_host import invoke
+from tests.conftest import EVENTS, Broker, recording_paused
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SAMPLE_HTTP_EVENT = json.loads((EVENTS / "http_token_request.json").read_text())
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=300),
+    lambda children: st.lists(children, max_size=8) | st.dictionaries(st.text(max_size=20), children, max_size=8),
+    max_leaves=40,
+)
+field_values = json_values | st.text(min_size=200, max_size=5000) | st.integers(-(2**70), 2**70)
+near_requests = st.fixed_dictionaries(
+    {},
+    optional={
+        "profile": field_values | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,140}", fullmatch=True),
+        "scopes": field_values | st.lists(st.text(max_size=250), max_size=60),
+        "min_ttl": field_values | st.integers(-10, 100_000),
+        "force_refresh": field_values,
+        "version": st.just("2.0"),
+    },
+)
+
+
+def deeply_nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"profile": value} if depth % 2 else [value]
+    return value
+
+
+def expected_status(event: Any) -> int:
+    try:
+        parse_request(event)
+    except InvalidRequest:
+        return 400
+    return 404  # a well-formed request for a profile that does not exist
+
+
+@FUZZ
+@given(event=json_values | near_requests)
+def test_any_direct_event_is_answered_never_raised(broker: Broker, event: Any) -> None:
+    answer = broker.invoke(event).answer
+
+    assert answer["status"] == expected_status(event), answer
+    assert answer["error"] in {"invalid_request", "unknown_profile"}
+
+
+@FUZZ
+@given(
+    body=st.binary(max_size=2000) | json_values.map(json.dumps) | near_requests.map(json.dumps),
+    as_base64=st.booleans(),
+    method=st.sampled_from(["POST", "GET", "post", "DELETE", ""]),
+    path=st.sampled_from(["/token", "/token/", "/", "/other", "/TOKEN"]),
+)
+def test_any_http_body_is_answered_with_no_store_never_raised(
+    broker: Broker, body: Any, as_base64: bool, method: str, path: str
+) -> None:
+    event = copy.deepcopy(SAMPLE_HTTP_EVENT)
+    raw = body if isinstance(body, bytes) else body.encode()
+    event["body"] = base64.b64encode(raw).decode() if as_base64 else raw.decode("utf-8", "replace")
+    event["isBase64Encoded"] = as_base64
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+
+    response = broker.invoke(event).answer
+
+    assert response["headers"]["Cache-Control"] == "no-store"
+    assert 400 <= response["statusCode"] < 500, response
+    assert "error" in json.loads(response["body"])
+
+
+@FUZZ
+@given(context=json_values)
+def test_any_request_context_is_answered_never_raised(broker: Broker, context: Any) -> None:
+    event = {**copy.deepcopy(SAMPLE_HTTP_EVENT), "requestContext": context}
+
+    answer = broker.invoke(event).answer
+
+    status = answer.get("statusCode", answer.get("status"))
+    assert isinstance(status, int)
+    assert 400 <= status < 500
+
+
+def test_deep_nesting_and_huge_values_are_400(broker: Broker) -> None:
+    for event in (
+        deeply_nested(5000),
+        {"profile": "p" * 1_000_000},
+        {"profile": "p", "scopes": ["s"] * 100_000},
+        {"profile": "p", "min_ttl": 10**400},
+        {"\u202e" * 1000: "x"},
+    ):
+        assert broker.invoke(event).answer["status"] == 400
+
+
+def test_memory_stays_bounded_under_junk(broker: Broker) -> None:
+    junk = random.Random(7)  # noqa: S311 - reproducible junk, not secrets
+    events = [
+        {"profile": "".join(junk.choice("ab!é\x00 ") for _ in range(junk.randint(0, 400))), "x": junk.random()}
+        for _ in range(200)
+    ]
+    with recording_paused():
+        for event in events:  # warm up caches and lazy imports
+            invoke(broker.app, event)
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for _ in range(10):
+            for event in events:
+                invoke(broker.app, event)
+        growth = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+        tracemalloc.stop()
+    assert growth < 1_000_000, f"{growth} bytes retained after 2000 junk invocations"
