@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 CHECKOV := .venv-checkov/bin/checkov
 
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo serve bench clean
 export SAM_CLI_TELEMETRY := 0
 
 $(INSTALLED): requirements-dev.txt layers/broker_deps/requirements.txt
@@ -23,6 +23,7 @@ lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy functions/example_consumer
 	$(BIN)/bandit --quiet --recursive functions layers devstack --configfile pyproject.toml
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
@@ -37,6 +38,9 @@ $(CHECKOV): requirements-checkov.txt
 
 demo: $(INSTALLED)
 	$(BIN)/python -m devstack.demo
+
+serve: $(INSTALLED)
+	$(BIN)/python -m devstack.serve
 
 bench: $(INSTALLED)
 	$(BIN)/python -m devstack.bench

@@ -9,15 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 from typing import Any
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.aws import LocalAws
 from devstack.container import ContainerProcess
-from devstack.lambda_host import BROKER_ENVIRONMENT, invoke, load_handler_module
+from devstack.lambda_host import invoke, load_handler_module
+from devstack.stack import DEMO_PROFILE, LocalStack
 
-PROFILE = "okta-default"
 TIERS = {"MemoryHit": "memory tier", "TableHit": "DynamoDB tier", "TokenRequests": "authorization server"}
 
 
@@ -47,48 +44,20 @@ def fresh_container(environment: dict[str, str], event: dict[str, Any]) -> dict[
 
 def main() -> None:
     print("Token Broker demo: local AWS (moto) and a local OAuth 2.0 server, no Docker, no AWS account\n")
-    aws = LocalAws().start()
-    server = LocalAuthorizationServer().start()
-    try:
-        client_secret = secrets.token_urlsafe(24)
-        server.add_client("demo-service-app", client_secret)
-        table = aws.create_token_table("token-broker-demo")
-        aws.put_profile(
-            BROKER_ENVIRONMENT["SECRET_PREFIX"] + PROFILE,
-            {
-                "token_url": server.token_url,
-                "client_id": "demo-service-app",
-                "client_secret": client_secret,
-                "scopes": ["customScope"],
-            },
-        )
-        print(f"  moto server            {aws.endpoint_url}  (Secrets Manager, KMS, DynamoDB table {table!r})")
-        print(f"  authorization server   {server.token_url}  (client demo-service-app)")
-        print(f"  profile                secret {BROKER_ENVIRONMENT['SECRET_PREFIX'] + PROFILE!r}\n")
-
-        environment = {
-            **aws.environment(),
-            **BROKER_ENVIRONMENT,
-            "TOKEN_TABLE_NAME": table,
-            "TOKEN_KMS_KEY_ID": aws.create_kms_key(),  # cached tokens are sealed, as deployed
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }
-        os.environ.update(environment)
+    with LocalStack() as stack:
+        print("\n".join(stack.describe()), "\n")
+        os.environ.update(stack.environment)
         app = load_handler_module()
-        event = {"profile": PROFILE}
+        event = {"profile": DEMO_PROFILE}
         print(f"Invoking the handler with {json.dumps(event)}:")
         for step in ("1. cold start, nothing cached", "2. same container again"):
             invocation = invoke(app, event)
             describe(step, invocation.answer, invocation.metrics, invocation.milliseconds)
-        other = fresh_container(environment, event)
+        other = fresh_container(stack.environment, event)
         describe("3. a fresh container (new process)", other["answer"], other["metrics"], other["milliseconds"])
 
-        requests = server.token_requests()
-        print(f"\nToken requests the authorization server received: {len(requests)}")
+        print(f"\nToken requests the authorization server received: {len(stack.server.token_requests())}")
         print("Answer shape:", json.dumps({**other["answer"], "access_token": "..."}))
-    finally:
-        server.stop()
-        aws.stop()
     print("\nStopped the local servers.")
 
 

@@ -110,3 +110,21 @@ def test_only_the_broker_role_may_use_the_cache_key_and_only_with_its_context() 
     assert context == ENCRYPTION_CONTEXT
     variables = RESOURCES["TokenBrokerFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["TOKEN_KMS_KEY_ID"] == {"Fn::GetAtt": ["TokenCacheKey", "Arn"]}
+
+
+def test_consumers_get_a_layer_an_invoke_policy_and_exports() -> None:
+    layer = RESOURCES["TokenClientLayer"]["Properties"]
+    assert layer["ContentUri"] == "layers/token_client"
+    assert "python3.13" in layer["CompatibleRuntimes"]
+    (statement,) = RESOURCES["TokenBrokerInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}
+    outputs = TEMPLATE["Outputs"]
+    for name in (
+        "TokenBrokerFunctionName",
+        "TokenBrokerFunctionArn",
+        "TokenClientLayerArn",
+        "TokenBrokerInvokePolicyArn",
+    ):
+        assert "Export" in outputs[name], name
+    assert RESOURCES["ExampleConsumerFunction"]["Condition"] == "WithExampleConsumer"

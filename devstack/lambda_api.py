@@ -1,0 +1,116 @@
+"""Local doors to the broker's real handler, no Docker: the Lambda Invoke API (as
+`sam local start-lambda` serves it) and `POST /token` as an HTTP API would pass it on (as
+`sam local start-api` does). Invocations run one at a time, like one warm container."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from types import ModuleType
+from typing import Any
+
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from devstack.lambda_host import LambdaContext
+
+# Locally nobody signs requests; an HTTP caller is this identity unless the request names
+# another in X-Local-Caller-Arn (a header the real API Gateway would never trust).
+LOCAL_CALLER_ARN = "arn:aws:iam::123456789012:user/local-developer"
+CALLER_HEADER = "X-Local-Caller-Arn"
+
+
+class LocalLambdaApi:
+    def __init__(self, app: ModuleType, function_name: str = "token-broker", host: str = "127.0.0.1", port: int = 0):
+        self.function_name = function_name
+        self.invocations: list[Any] = []  # every event the handler received, in order
+        self._app = app
+        self._container = threading.Lock()
+        self._routes = Map(
+            [
+                Rule("/2015-03-31/functions/<name>/invocations", endpoint="invoke", methods=["POST"]),
+                Rule("/token", endpoint="http"),
+            ]
+        )
+        self._http = make_server(host, port, self._wsgi, threaded=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, name="local-lambda", daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_port}"
+
+    def start(self) -> LocalLambdaApi:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        adapter = self._routes.bind_to_environ(environ)
+        try:
+            endpoint, arguments = adapter.match()
+        except Exception:  # werkzeug's NotFound and MethodNotAllowed on unknown routes
+            response = Response(json.dumps({"message": "Not Found"}), 404, content_type="application/json")
+        else:
+            response = self._invoke(request, **arguments) if endpoint == "invoke" else self._http_route(request)
+        return response(environ, start_response)
+
+    def _invoke(self, request: Request, name: str) -> Response:
+        if name.split(":")[-1] != self.function_name and not name.endswith(f":function:{self.function_name}"):
+            body = {"Type": "User", "Message": f"Function not found: {name}"}
+            return Response(json.dumps(body), 404, {"x-amzn-errortype": "ResourceNotFoundException"})
+        try:
+            event = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            body = {"Type": "User", "Message": "Could not parse request body into json"}
+            return Response(json.dumps(body), 400, {"x-amzn-errortype": "InvalidRequestContentException"})
+        headers = {"X-Amz-Executed-Version": "$LATEST", "Content-Type": "application/json"}
+        try:
+            answer = self._run(event)
+        except Exception as error:  # what Lambda reports as an unhandled function error
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            answer = {"errorMessage": str(error), "errorType": type(error).__name__}
+        return Response(json.dumps(answer), 200, headers)
+
+    def _http_route(self, request: Request) -> Response:
+        raw = request.get_data()
+        now = time.time()
+        event = {
+            "version": "2.0",
+            "routeKey": "POST /token",
+            "rawPath": request.path,
+            "rawQueryString": request.query_string.decode(),
+            "headers": {key.lower(): value for key, value in request.headers.items()},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "local",
+                "authorizer": {"iam": {"userArn": request.headers.get(CALLER_HEADER, LOCAL_CALLER_ARN)}},
+                "http": {
+                    "method": request.method,
+                    "path": request.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                },
+                "requestId": uuid.uuid4().hex,
+                "routeKey": "POST /token",
+                "stage": "$default",
+                "timeEpoch": int(now * 1000),
+            },
+            "body": base64.b64encode(raw).decode(),
+            "isBase64Encoded": True,
+        }
+        answer = self._run(event)
+        return Response(answer.get("body", ""), answer.get("statusCode", 502), answer.get("headers", {}))
+
+    def _run(self, event: Any) -> dict[str, Any]:
+        with self._container:
+            self.invocations.append(event)
+            result: dict[str, Any] = self._app.lambda_handler(event, LambdaContext(function_name=self.function_name))
+            return result

@@ -1,0 +1,58 @@
+"""The whole local stack in one place: moto's server, the local authorization server, the
+cache table and key, and a demo profile, wired as the template wires them in AWS."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from devstack.authserver import LocalAuthorizationServer
+from devstack.aws import LocalAws
+from devstack.lambda_host import BROKER_ENVIRONMENT
+
+DEMO_PROFILE = "okta-default"
+DEMO_CLIENT = "demo-service-app"
+
+
+@dataclass
+class LocalStack:
+    log_level: str = "WARNING"
+    aws: LocalAws = field(default_factory=LocalAws)
+    server: LocalAuthorizationServer = field(default_factory=LocalAuthorizationServer)
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def __enter__(self) -> LocalStack:
+        self.aws.start()
+        self.server.start()
+        client_secret = secrets.token_urlsafe(24)
+        self.server.add_client(DEMO_CLIENT, client_secret)
+        self.aws.put_profile(
+            BROKER_ENVIRONMENT["SECRET_PREFIX"] + DEMO_PROFILE,
+            {
+                "token_url": self.server.token_url,
+                "client_id": DEMO_CLIENT,
+                "client_secret": client_secret,
+                "scopes": ["customScope"],
+            },
+        )
+        self.environment = {
+            **self.aws.environment(),
+            **BROKER_ENVIRONMENT,
+            "TOKEN_TABLE_NAME": self.aws.create_token_table("token-broker-local"),
+            "TOKEN_KMS_KEY_ID": self.aws.create_kms_key(),  # cached tokens are sealed, as deployed
+            "POWERTOOLS_LOG_LEVEL": self.log_level,
+        }
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.server.stop()
+        self.aws.stop()
+
+    def describe(self) -> list[str]:
+        return [
+            f"  moto server            {self.aws.endpoint_url}  (Secrets Manager, KMS, DynamoDB "
+            f"table {self.environment['TOKEN_TABLE_NAME']!r})",
+            f"  authorization server   {self.server.token_url}  (client {DEMO_CLIENT})",
+            f"  profile {DEMO_PROFILE!r}      secret {BROKER_ENVIRONMENT['SECRET_PREFIX'] + DEMO_PROFILE!r}",
+        ]

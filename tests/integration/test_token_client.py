@@ -1,0 +1,150 @@
+"""token_client, the consumer library, driving a real boto3 Lambda client against the local
+Invoke API endpoint, which runs the broker's real handler."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devstack.authserver import LocalAuthorizationServer
+from devstack.lambda_api import LocalLambdaApi
+from tests.conftest import Broker, Profiles
+from token_client import TokenBrokerError, TokenClient
+
+
+@pytest.fixture
+def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
+    api = LocalLambdaApi(broker.app).start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def tokens(lambda_api: LocalLambdaApi) -> TokenClient:
+    import boto3
+
+    client = boto3.client(
+        "lambda",
+        endpoint_url=lambda_api.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return TokenClient(function_name=lambda_api.function_name, lambda_client=client)
+
+
+def test_the_token_is_the_brokers_and_a_second_call_makes_no_invocation(
+    tokens: TokenClient, lambda_api: LocalLambdaApi, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    profile = profiles.create(scopes=["customScope"])
+
+    first = tokens.get_token(profile, scopes=["customScope"], min_ttl=60)
+    second = tokens.get_token(profile, scopes=["customScope"], min_ttl=60)
+
+    assert first == second == auth_server.issued[-1]
+    assert len(lambda_api.invocations) == 1
+    assert lambda_api.invocations[0] == {"profile": profile, "scopes": ["customScope"], "min_ttl": 60}
+
+
+def test_the_broker_is_named_by_the_environment(
+    lambda_api: LocalLambdaApi, profiles: Profiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN_BROKER_FUNCTION", lambda_api.function_name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
+    profile = profiles.create()
+
+    headers = TokenClient().auth_header(profile)
+
+    assert headers["Authorization"].startswith("Bearer ")
+    assert len(lambda_api.invocations) == 1
+
+
+def test_without_a_broker_name_it_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKEN_BROKER_FUNCTION", raising=False)
+    with pytest.raises(ValueError, match="TOKEN_BROKER_FUNCTION"):
+        TokenClient()
+
+
+def test_an_error_answer_raises_token_broker_error(tokens: TokenClient, profiles: Profiles) -> None:
+    profile = profiles.create(allowed_scopes=["orders.read"])
+
+    with pytest.raises(TokenBrokerError) as raised:
+        tokens.get_token(profile, scopes=["admin"])
+
+    assert (raised.value.error, raised.value.status) == ("invalid_scope", 400)
+    assert "admin" in raised.value.description
+
+
+def test_an_unknown_function_is_broker_unreachable(lambda_api: LocalLambdaApi, tokens: TokenClient) -> None:
+    other = TokenClient(function_name="no-such-function", lambda_client=tokens._client())
+
+    with pytest.raises(TokenBrokerError) as raised:
+        other.get_token("p")
+
+    assert (raised.value.error, raised.value.status) == ("broker_unreachable", 503)
+
+
+def test_a_function_error_is_a_clear_token_broker_error(
+    tokens: TokenClient, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(event: Any, context: Any) -> Any:
+        raise RuntimeError("Task timed out after 15.00 seconds")
+
+    monkeypatch.setattr(broker.app, "lambda_handler", crash)
+
+    with pytest.raises(TokenBrokerError) as raised:
+        tokens.get_token("okta-default")
+
+    assert (raised.value.error, raised.value.status) == ("broker_failed", 502)
+
+
+def test_eight_threads_on_a_fresh_client_make_one_invocation(
+    tokens: TokenClient, lambda_api: LocalLambdaApi, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    profile = profiles.create()
+    auth_server.delay = 0.3
+    results: list[str] = []
+    start = threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        results.append(tokens.get_token(profile))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(results) == 8
+    assert len(set(results)) == 1
+    assert len(lambda_api.invocations) == 1
+
+
+def test_invalidate_leads_to_force_refresh(tokens: TokenClient, lambda_api: LocalLambdaApi, profiles: Profiles) -> None:
+    profile = profiles.create()
+    tokens.get_token(profile)
+
+    tokens.invalidate(profile)
+    tokens.get_token(profile)
+    tokens.get_token(profile)
+
+    assert [event.get("force_refresh", False) for event in lambda_api.invocations] == [False, True]
+
+
+def test_a_min_ttl_above_the_cached_life_leads_to_a_new_invocation(
+    tokens: TokenClient, lambda_api: LocalLambdaApi, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    auth_server.lifetime = 1000
+    profile = profiles.create()
+    tokens.get_token(profile)
+    auth_server.lifetime = 3600
+
+    longer = tokens.get_token(profile, min_ttl=2000)
+
+    assert len(lambda_api.invocations) == 2
+    assert lambda_api.invocations[1]["min_ttl"] == 2000
+    assert longer == auth_server.issued[-1]
