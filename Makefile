@@ -3,10 +3,11 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-CHECKOV := .venv-checkov/bin/checkov
+TOOLS := .venv-tools/bin
+TOOLS_INSTALLED := .venv-tools/.installed
 
 
-.PHONY: test lint demo serve bench clean
+.PHONY: test lint build demo serve bench clean
 export SAM_CLI_TELEMETRY := 0
 
 $(INSTALLED): requirements-dev.txt layers/broker_deps/requirements.txt
@@ -19,7 +20,7 @@ $(INSTALLED): requirements-dev.txt layers/broker_deps/requirements.txt
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
-lint: $(INSTALLED) $(CHECKOV)
+lint: $(INSTALLED) $(TOOLS_INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -28,13 +29,21 @@ lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
 	$(BIN)/sam validate --region us-east-1
-	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(TOOLS)/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(TOOLS)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(TOOLS)/zizmor --offline --min-severity low .github/workflows
+	$(MAKE) build
 
-# checkov pins an older boto3 than the project's, so it gets an environment of its own
-$(CHECKOV): requirements-checkov.txt
-	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+$(TOOLS_INSTALLED): requirements-tools.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (Lambda's runtime)"; exit 1; }
+	test -x .venv-tools/bin/python || $(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	touch $@
+
+# sam build finds python3.13 on PATH; the environment's comes first. Prints what it built.
+build: $(INSTALLED)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel
+	$(BIN)/python -m devstack.artifacts
 
 demo: $(INSTALLED)
 	$(BIN)/python -m devstack.demo
@@ -46,4 +55,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m devstack.bench
 
 clean:
-	rm -rf $(VENV) .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

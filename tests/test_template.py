@@ -128,3 +128,55 @@ def test_consumers_get_a_layer_an_invoke_policy_and_exports() -> None:
     ):
         assert "Export" in outputs[name], name
     assert RESOURCES["ExampleConsumerFunction"]["Condition"] == "WithExampleConsumer"
+
+
+def test_alarms_watch_what_operators_must_hear_of_and_notify_the_optional_topic() -> None:
+    alarms = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {(a["Namespace"], a["MetricName"]) for a in alarms.values()}
+    assert watched >= {
+        ("TokenBroker", "TokenRequestFailures"),
+        ("TokenBroker", "ErrorAnswers"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+    }
+    upstream = alarms["UpstreamUnavailableAlarm"]["Dimensions"]
+    assert {"Name": "error", "Value": "upstream_unavailable"} in upstream
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == {
+            "Fn::If": ["WithAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_metric_names_alarms_watch_are_the_ones_the_broker_emits() -> None:
+    source = (ROOT / "functions/token_broker/broker/observability.py").read_text()
+    for alarm in RESOURCES.values():
+        if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"]["Namespace"] == "TokenBroker":
+            assert f'"{alarm["Properties"]["MetricName"]}"' in source
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "TokenBroker"
+
+
+def test_parameters_have_allowed_values() -> None:
+    parameters = TEMPLATE["Parameters"]
+    for name in ("Stage", "LogLevel", "LogRetentionDays"):
+        assert parameters[name]["AllowedValues"], name
+    for name in ("SecretPrefix", "AlarmTopicArn"):
+        assert parameters[name]["AllowedPattern"], name
+
+
+def test_the_workflow_pins_actions_by_sha_and_grants_oidc_only_to_deploy() -> None:
+    workflow = load_template(ROOT / ".github/workflows/ci.yml")
+    assert workflow["permissions"] == {"contents": "read"}
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    for step in steps:
+        if "uses" in step:
+            action, _, ref = step["uses"].partition("@")
+            assert len(ref) == 40, f"{action} is not pinned by commit SHA"
+            assert all(c in "0123456789abcdef" for c in ref), action
+    assert workflow["jobs"]["deploy"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert "permissions" not in workflow["jobs"]["check"]
+    runs = " ".join(step.get("run", "") for step in steps)
+    assert "make lint" in runs
+    assert "make test" in runs
+    assert "--no-fail-on-empty-changeset" in runs
+    assert "aws-access-key-id" not in str(workflow)
