@@ -10,7 +10,7 @@ from broker.config import Settings
 from broker.decisions import CachedToken, expires_in
 from broker.errors import BrokerError, InternalError
 from broker.http_route import http_answer, is_http_event, parse_http_event
-from broker.observability import logger, metrics, tracer
+from broker.observability import logger, metrics
 from broker.token_request import parse_request
 from broker.wiring import build_service
 
@@ -21,7 +21,6 @@ SERVICE = build_service(Settings.from_env())
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Serves direct invocations and the HTTP API's `POST /token` alike."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from broker.errors import InvalidRequest
 from broker.token_request import parse_request
 from devstack.lambda_host import invoke
-from tests.conftest import EVENTS, Broker, recording_paused
+from tests.conftest import EVENTS, Broker, log_records_off
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SAMPLE_HTTP_EVENT = json.loads((EVENTS / "http_token_request.json").read_text())
@@ -116,7 +116,7 @@ def test_memory_stays_bounded_under_junk(broker: Broker) -> None:
         {"profile": "".join(junk.choice("ab!é\x00 ") for _ in range(junk.randint(0, 400))), "x": junk.random()}
         for _ in range(200)
     ]
-    with recording_paused():
+    with log_records_off():
         for event in events:  # warm up caches and lazy imports
             invoke(broker.app, event)
         tracemalloc.start()

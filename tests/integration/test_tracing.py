@@ -1,5 +1,5 @@
-"""Traces: with tracing on, as in Lambda, what the X-Ray SDK sends to its daemon holds no
-secret or token. A UDP socket plays the daemon."""
+"""Traces: with tracing on, as in Lambda, the token request is traced, and what the X-Ray SDK
+sends to its daemon holds no secret or token. A UDP socket plays the daemon."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_trace_segments_carry_no_secret_or_token(
     # Then the segments arrived, and none holds the secret or the token
     trace = "\n".join(segments)
     assert "access_token" in answers[0]
-    assert "## lambda_handler" in trace
-    assert "secretsmanager" in trace  # the SDK calls were traced too
+    assert '"name": "token request"' in trace
+    assert f'"profile": "{profile}"' in trace
     for value in [*SECRETS_USED, *auth_server.issued]:
         assert value not in trace

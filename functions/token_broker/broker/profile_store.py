@@ -44,7 +44,6 @@ class ProfileStore:
         self._profiles[name] = (profile, now)
         return profile
 
-    @observability.tracer.capture_method(capture_response=False)
     def _read(self, name: str) -> str | None:
         try:
             answer = self._client.get_secret_value(SecretId=self._prefix + name)

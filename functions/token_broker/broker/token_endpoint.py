@@ -61,6 +61,10 @@ class TokenEndpoint:
 
     def fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
         """One token, retrying 429, 5xx and transport failures until `deadline` (epoch seconds)."""
+        with observability.traced("token request", profile.name):
+            return self._fetch(profile, scopes, deadline)
+
+    def _fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
         retry_after: float | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             left = deadline - self._clock()
