@@ -1,10 +1,12 @@
-"""Traces: with tracing on, as in Lambda, the token request is traced, and what the X-Ray SDK
-sends to its daemon holds no secret or token. A UDP socket plays the daemon."""
+"""Traces: with tracing on, as in Lambda, each token request is a subsegment sent to the X-Ray
+daemon, and nothing sent holds a secret or a token. A UDP socket plays the daemon."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,40 +15,67 @@ from devstack.lambda_host import FUNCTION_DIR
 from tests.conftest import BROKER_OUTPUT, SECRETS_USED, Broker, Profiles
 
 pytestmark = pytest.mark.processes
+TRACE_ID = "1-6748d6e0-0123456789abcdef01234567"
 
 
-def test_trace_segments_carry_no_secret_or_token(
-    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+@pytest.fixture
+def daemon() -> Iterator[socket.socket]:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.5)
+    yield udp
+    udp.close()
+
+
+def traced_container(broker: Broker, daemon: socket.socket, sampled: str) -> dict[str, str]:
+    return {
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "LAMBDA_TASK_ROOT": str(FUNCTION_DIR),
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+        "_X_AMZN_TRACE_ID": f"Root={TRACE_ID};Parent=53995c3f42cd8ad8;Sampled={sampled}",
+    }
+
+
+def received(daemon: socket.socket, seconds: float = 2.0) -> list[str]:
+    datagrams = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            datagrams.append(daemon.recv(65536).decode())
+        except TimeoutError:
+            if datagrams:
+                break
+    BROKER_OUTPUT.extend(datagrams)
+    return datagrams
+
+
+def test_a_token_request_is_a_subsegment_without_secrets(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, daemon: socket.socket
 ) -> None:
-    # Given a container with tracing on, sending its segments to a local "daemon"
-    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    daemon.bind(("127.0.0.1", 0))
-    daemon.settimeout(0.5)
-    container = broker.container_process(
-        POWERTOOLS_TRACE_DISABLED="false",
-        LAMBDA_TASK_ROOT=str(FUNCTION_DIR),
-        AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{daemon.getsockname()[1]}",
-        _X_AMZN_TRACE_ID="Root=1-6748d6e0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1",
-    )
+    # Given a container with tracing on, in a sampled invocation
+    container = broker.container_process(**traced_container(broker, daemon, sampled="1"))
     profile = profiles.create()
 
     # When it fetches a token, serves it from memory, and answers an error
     answers = [container.invoke(event)["answer"] for event in ({"profile": profile}, {"profile": profile}, {})]
-    segments = []
-    deadline = time.time() + 3
-    while time.time() < deadline:
-        try:
-            segments.append(daemon.recv(65536).decode())
-        except TimeoutError:
-            if segments:
-                break
-    daemon.close()
-    BROKER_OUTPUT.extend(segments)
+    datagrams = received(daemon)
 
-    # Then the segments arrived, and none holds the secret or the token
-    trace = "\n".join(segments)
+    # Then one subsegment arrived, for the token request, in the daemon's format, with no secret
     assert "access_token" in answers[0]
-    assert '"name": "token request"' in trace
-    assert f'"profile": "{profile}"' in trace
+    assert len(datagrams) == 1
+    header, body = datagrams[0].split("\n", 1)
+    assert json.loads(header) == {"format": "json", "version": 1}
+    document = json.loads(body)
+    assert (document["type"], document["name"], document["trace_id"]) == ("subsegment", "token request", TRACE_ID)
+    assert document["parent_id"] == "53995c3f42cd8ad8"
+    assert document["annotations"]["profile"] == profile
+    assert document["start_time"] <= document["end_time"]
     for value in [*SECRETS_USED, *auth_server.issued]:
-        assert value not in trace
+        assert value not in datagrams[0]
+
+
+def test_an_unsampled_invocation_sends_nothing(broker: Broker, profiles: Profiles, daemon: socket.socket) -> None:
+    container = broker.container_process(**traced_container(broker, daemon, sampled="0"))
+
+    assert "access_token" in container.invoke({"profile": profiles.create()})["answer"]
+    assert received(daemon, seconds=1.0) == []

@@ -1,11 +1,9 @@
-"""Logging, metrics and tracing: created once here, and the broker's metric names in one place."""
+"""Logger and Metrics: created once here, and the broker's metric names in one place."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -15,16 +13,6 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenBroker"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-
-# Tracing: Lambda's active tracing records every invocation (and its init) for free. The X-Ray
-# SDK, which Powertools' Tracer loads and patches at import (150-270 ms of cold start, measured),
-# is imported only when a rare, slow step is traced: a token request. Hits never load it.
-# Enabled as Powertools decides: inside Lambda, not under SAM local, not POWERTOOLS_TRACE_DISABLED.
-TRACING = (
-    bool(os.environ.get("LAMBDA_TASK_ROOT"))
-    and not os.environ.get("AWS_SAM_LOCAL")
-    and os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true", "yes", "on")
-)
 
 # botocore logs whole response bodies (a GetSecretValue answer included) at DEBUG, and
 # urllib3 logs request lines; whatever level the root logger is given, they stay quiet.
@@ -75,18 +63,3 @@ def unreadable_cache_item() -> None:
     """A cached token that does not decrypt here: treated as a miss, never served."""
     metrics.add_metric(name="UnreadableCacheItem", unit=MetricUnit.Count, value=1)
     logger.warning("a cached token could not be decrypted; treating it as a miss")
-
-
-@contextlib.contextmanager
-def traced(name: str, profile: str) -> Iterator[None]:
-    """An X-Ray subsegment around a rare step, annotated with the profile (never a secret)."""
-    if not TRACING:
-        yield
-        return
-    from aws_xray_sdk.core import xray_recorder
-
-    with xray_recorder.in_subsegment(name) as subsegment:
-        if subsegment is not None:
-            subsegment.put_annotation("profile", profile)
-            subsegment.put_annotation("service", SERVICE)
-        yield

@@ -15,7 +15,7 @@ from urllib.parse import quote_plus, urlencode
 import urllib3
 from urllib3.util import Retry, Timeout
 
-from broker import observability
+from broker import observability, xray
 from broker.client_assertion import ASSERTION_TYPE, client_assertion
 from broker.decisions import token_lifetime
 from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
@@ -61,7 +61,7 @@ class TokenEndpoint:
 
     def fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
         """One token, retrying 429, 5xx and transport failures until `deadline` (epoch seconds)."""
-        with observability.traced("token request", profile.name):
+        with xray.subsegment("token request", {"profile": profile.name, "service": observability.SERVICE}):
             return self._fetch(profile, scopes, deadline)
 
     def _fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
