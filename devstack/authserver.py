@@ -23,7 +23,8 @@ from flask import Flask, Response, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey, RSAKey
-from werkzeug.serving import make_server
+
+from devstack.loopback import LoopbackServer
 
 JWT_SIGNING_KEY = OctKey.generate_key(256)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
@@ -117,7 +118,7 @@ class TokenRequestRecord:
 class LocalAuthorizationServer:
     """Start with `start()`, stop with `stop()`; or use it as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.clients: dict[str, LocalClient] = {}
         self.lifetime = 3600
         self.send_expires_in = True
@@ -128,21 +129,18 @@ class LocalAuthorizationServer:
         self._faults: deque[Fault] = deque()
         self._generation = 0
         self._lock = threading.Lock()
-        self._app = self._build_app()
-        self._http = make_server(host, port, self._app, threaded=True)
-        self._thread = threading.Thread(target=self._http.serve_forever, name="local-oauth", daemon=True)
+        self._server = LoopbackServer(self._build_app(), "local-oauth", port)
 
     @property
     def token_url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_port}/oauth2/v1/token"
+        return f"{self._server.url}/oauth2/v1/token"
 
     def start(self) -> LocalAuthorizationServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        self._server.stop()
 
     def __enter__(self) -> LocalAuthorizationServer:
         return self.start()

@@ -11,8 +11,8 @@ from typing import Any
 
 import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
 
+from devstack.loopback import LoopbackServer
 from devstack.template import table_definition, ttl_attribute
 
 REGION = "us-east-1"
@@ -40,22 +40,20 @@ class _Serialised:
 class LocalAws:
     """moto's server on a loopback port, in a thread of this process."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._app = _Serialised(DomainDispatcherApplication(create_backend_app))
-        self._http = make_server(host, port, self._app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._http.serve_forever, name="moto", daemon=True)
+        self._server = LoopbackServer(self._app, "moto", port, request_handler=MotoRequestHandler)
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_port}"
+        return self._server.url
 
     def start(self) -> LocalAws:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        self._server.stop()
 
     def calls(self, target: str) -> int:
         """How many calls this server answered for an API target such as `TrentService.Decrypt`."""

@@ -190,7 +190,7 @@ def report(results: dict[str, Any]) -> None:
     cold, hot = results["cold_start"], results["hot_path"]
     rows = [
         (
-            "cold start / floor (median of 9 each)",
+            "cold start / floor (median of 15 each)",
             f"{cold['ratio']} ({cold['broker_ms']} / {cold['floor_ms']} ms)",
             "<= 1.25",
         ),

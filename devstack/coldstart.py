@@ -50,7 +50,7 @@ def tracing_environment(port: int) -> dict[str, str]:
     }
 
 
-def measure(environment: dict[str, str], event: dict[str, object], rounds: int = 9) -> dict[str, float]:
+def measure(environment: dict[str, str], event: dict[str, object], rounds: int = 15) -> dict[str, float]:
     """Medians of `rounds` fresh processes per side, interleaved, and their ratio."""
     floor_code = FLOOR.format(table=environment["TOKEN_TABLE_NAME"])
     broker_code = BROKER.format(paths=[str(FUNCTION_DIR), *map(str, LAYER_DIRS), str(ROOT)], event=event)

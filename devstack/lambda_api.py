@@ -13,10 +13,10 @@ from types import ModuleType
 from typing import Any
 
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from devstack.lambda_host import LambdaContext
+from devstack.loopback import LoopbackServer
 
 # Locally nobody signs requests; an HTTP caller is this identity unless the request names
 # another in X-Local-Caller-Arn (a header the real API Gateway would never trust).
@@ -25,7 +25,7 @@ CALLER_HEADER = "X-Local-Caller-Arn"
 
 
 class LocalLambdaApi:
-    def __init__(self, app: ModuleType, function_name: str = "token-broker", host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: ModuleType, function_name: str = "token-broker", port: int = 0):
         self.function_name = function_name
         self.invocations: list[Any] = []  # every event the handler received, in order
         self._app = app
@@ -36,20 +36,18 @@ class LocalLambdaApi:
                 Rule("/token", endpoint="http"),
             ]
         )
-        self._http = make_server(host, port, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._http.serve_forever, name="local-lambda", daemon=True)
+        self._server = LoopbackServer(self._wsgi, "local-lambda", port)
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_port}"
+        return self._server.url
 
     def start(self) -> LocalLambdaApi:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        self._server.stop()
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
