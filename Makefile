@@ -10,7 +10,7 @@ TOOLS_INSTALLED := .venv-tools/.installed
 .PHONY: test lint build demo serve bench clean
 export SAM_CLI_TELEMETRY := 0
 
-$(INSTALLED): requirements-dev.txt layers/broker_deps/requirements.txt
+$(INSTALLED): requirements-dev.txt layers/broker_deps/requirements.txt layers/broker_crypto/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (Lambda's runtime)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip

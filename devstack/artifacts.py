@@ -19,7 +19,11 @@ def size(folder: Path) -> int:
 
 
 def artifact_sizes() -> dict[str, int]:
-    return {folder.name: size(folder) for folder in sorted(BUILD.iterdir()) if folder.is_dir()}
+    """What sam build made, and the layers it ships as they are (their `python/` folder)."""
+    sizes = {folder.name: size(folder) for folder in sorted(BUILD.iterdir()) if folder.is_dir()}
+    for layer in sorted((ROOT / "layers").glob("*/python")):
+        sizes[f"layers/{layer.parent.name}"] = size(layer)
+    return sizes
 
 
 def main() -> None:
