@@ -76,6 +76,20 @@ class UpstreamUnavailable(BrokerError):
     status = 503
 
 
+class RouteNotFound(BrokerError):
+    """An HTTP request for another path than the broker's one route."""
+
+    error = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(BrokerError):
+    """An HTTP request to the route with another method than POST."""
+
+    error = "method_not_allowed"
+    status = 405
+
+
 class InternalError(BrokerError):
     error = "internal_error"
     status = 500

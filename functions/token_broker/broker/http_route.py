@@ -7,23 +7,13 @@ import binascii
 import json
 from typing import Any
 
-from broker.errors import AccessDenied, BrokerError, InvalidRequest
+from broker.errors import AccessDenied, InvalidRequest, MethodNotAllowed, RouteNotFound
 
 ROUTE_PATH = "/token"
 ROUTE_METHOD = "POST"
 MAX_BODY_BYTES = 16 * 1024
 # RFC 6749 §5.1: token answers must not be cached by anyone on the way.
 NO_STORE = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class RouteNotFound(BrokerError):
-    error = "not_found"
-    status = 404
-
-
-class MethodNotAllowed(BrokerError):
-    error = "method_not_allowed"
-    status = 405
 
 
 def is_http_event(event: object) -> bool:
