@@ -25,7 +25,7 @@ from devstack.coldstart import measure as measure_cold_start
 from devstack.coldstart import tracing_environment
 from devstack.container import ContainerProcess
 from devstack.lambda_host import invoke, load_handler_module
-from devstack.stack import DEMO_PROFILE, LocalStack
+from devstack.stack import DEMO_PROFILE, LocalStack, create_profile
 from devstack.template import ROOT
 
 CONTAINER_COUNTS = (8, 16, 32)
@@ -66,12 +66,7 @@ class Bench:
 
     def profile(self) -> str:
         name = f"bench-{os.urandom(4).hex()}"
-        secret = os.urandom(16).hex()
-        self.stack.server.add_client(name, secret)
-        self.stack.aws.put_profile(
-            "token-broker/" + name,
-            {"token_url": self.stack.server.token_url, "client_id": name, "client_secret": secret},
-        )
+        create_profile(self.stack.aws, self.stack.server, name, client_id=name)
         return name
 
     def calls(self) -> dict[str, int]:

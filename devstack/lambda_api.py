@@ -61,7 +61,7 @@ class LocalLambdaApi:
         return response(environ, start_response)
 
     def _invoke(self, request: Request, name: str) -> Response:
-        if name.split(":")[-1] != self.function_name and not name.endswith(f":function:{self.function_name}"):
+        if name.split(":")[-1] != self.function_name:  # a name, or an unqualified ARN
             body = {"Type": "User", "Message": f"Function not found: {name}"}
             return Response(json.dumps(body), 404, {"x-amzn-errortype": "ResourceNotFoundException"})
         try:

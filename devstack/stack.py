@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
@@ -13,6 +14,28 @@ from devstack.lambda_host import BROKER_ENVIRONMENT
 
 DEMO_PROFILE = "okta-default"
 DEMO_CLIENT = "demo-service-app"
+
+
+def create_profile(
+    aws: LocalAws,
+    server: LocalAuthorizationServer,
+    name: str,
+    client_id: str,
+    auth_method: str = "client_secret_basic",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A client with a fresh secret on the local authorization server, and the profile secret
+    that names it; returns the profile's document."""
+    document = {
+        "token_url": server.token_url,
+        "client_id": client_id,
+        "client_secret": secrets.token_urlsafe(24),
+        "auth_method": auth_method,
+        **fields,
+    }
+    server.add_client(client_id, document["client_secret"], auth_method)
+    aws.put_profile(BROKER_ENVIRONMENT["SECRET_PREFIX"] + name, document)
+    return document
 
 
 @dataclass
@@ -25,17 +48,7 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         self.aws.start()
         self.server.start()
-        client_secret = secrets.token_urlsafe(24)
-        self.server.add_client(DEMO_CLIENT, client_secret)
-        self.aws.put_profile(
-            BROKER_ENVIRONMENT["SECRET_PREFIX"] + DEMO_PROFILE,
-            {
-                "token_url": self.server.token_url,
-                "client_id": DEMO_CLIENT,
-                "client_secret": client_secret,
-                "scopes": ["customScope"],
-            },
-        )
+        create_profile(self.aws, self.server, DEMO_PROFILE, DEMO_CLIENT, scopes=["customScope"])
         self.environment = {
             **self.aws.environment(),
             **BROKER_ENVIRONMENT,

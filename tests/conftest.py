@@ -20,6 +20,7 @@ from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.container import ContainerProcess
 from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
+from devstack.stack import create_profile
 
 put_on_path()
 
@@ -107,22 +108,11 @@ class Profiles:
     aws: LocalAws
     server: LocalAuthorizationServer
     prefix: str = BROKER_ENVIRONMENT["SECRET_PREFIX"]
-    created: list[str] = field(default_factory=list)
 
     def create(self, auth_method: str = "client_secret_basic", **fields: Any) -> str:
         name = f"p-{secrets.token_hex(4)}"
-        client_id = f"client-{secrets.token_hex(4)}"
-        client_secret = secrets.token_urlsafe(24)
-        self.server.add_client(client_id, client_secret, auth_method)
-        SECRETS_USED.add(client_secret)
-        document = {
-            "token_url": self.server.token_url,
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "auth_method": auth_method,
-            **fields,
-        }
-        self.put(name, document)
+        document = create_profile(self.aws, self.server, name, f"client-{secrets.token_hex(4)}", auth_method, **fields)
+        SECRETS_USED.add(document["client_secret"])
         return name
 
     def put(self, name: str, document: dict[str, Any] | str) -> None:
