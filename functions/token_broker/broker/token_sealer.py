@@ -42,12 +42,22 @@ class Sealed:
     data_key: bytes  # the data key, encrypted under the KMS key
 
 
+@dataclass(slots=True)
+class _DataKey:
+    """The data key this container seals with, and how long and how often it has."""
+
+    blob: bytes  # encrypted under the KMS key, stored beside each token it seals
+    cipher: AESGCM
+    since: float
+    uses: int = 0
+
+
 class TokenSealer:
     def __init__(self, client: Any, key_id: str, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._key_id = key_id
         self._clock = clock
-        self._current: tuple[bytes, AESGCM, float, int] | None = None  # blob, cipher, since, uses
+        self._current: _DataKey | None = None
         self._opened: dict[bytes, AESGCM] = {}
 
     def seal(self, cache_key: str, token: str) -> Sealed:
@@ -66,18 +76,17 @@ class TokenSealer:
     def _data_key(self) -> tuple[bytes, AESGCM]:
         now = self._clock()
         current = self._current
-        if current is None or now - current[2] > DATA_KEY_SECONDS or current[3] >= DATA_KEY_MAX_USES:
+        if current is None or now - current.since > DATA_KEY_SECONDS or current.uses >= DATA_KEY_MAX_USES:
             try:
                 answer = self._client.generate_data_key(
                     KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=ENCRYPTION_CONTEXT
                 )
             except (ClientError, BotoCoreError) as error:
                 raise SealUnavailable(_failure(error)) from None
-            cipher = AESGCM(answer["Plaintext"])
-            self._remember(answer["CiphertextBlob"], cipher)
-            current = (answer["CiphertextBlob"], cipher, now, 0)
-        self._current = (current[0], current[1], current[2], current[3] + 1)
-        return current[0], current[1]
+            current = self._current = _DataKey(answer["CiphertextBlob"], AESGCM(answer["Plaintext"]), now)
+            self._remember(current.blob, current.cipher)
+        current.uses += 1
+        return current.blob, current.cipher
 
     def _decrypt_data_key(self, blob: bytes) -> AESGCM:
         try:

@@ -127,8 +127,7 @@ class TokenTable:
             try:
                 sealed = self._sealer.seal(key, token.access_token.reveal())
             except SealUnavailable as failure:
-                self._skip_after_failure("seal", str(failure))
-                raise CacheUnavailable(str(failure)) from None
+                raise self._unavailable("seal", str(failure)) from None
             token_values = {":sealed_token": {"B": sealed.sealed_token}, ":data_key": {"B": sealed.data_key}}
             set_token, remove_token = "sealed_token = :sealed_token, data_key = :data_key", "access_token"
         try:
@@ -207,12 +206,13 @@ class TokenTable:
             failure = code or "ClientError"
         except BotoCoreError as error:
             failure = type(error).__name__
-        self._skip_after_failure(operation, failure)
-        raise CacheUnavailable(failure)
+        raise self._unavailable(operation, failure)
 
-    def _skip_after_failure(self, operation: str, failure: str) -> None:
+    def _unavailable(self, operation: str, failure: str) -> CacheUnavailable:
+        """Skips the table for a while after a failure, says so, and gives the error to raise."""
         self._skip_until = self._clock() + SKIP_AFTER_FAILURE_SECONDS
         observability.degraded(operation, failure)
+        return CacheUnavailable(failure)
 
     def _token(self, key: str, item: dict[str, Any]) -> CachedToken | None:
         """The item's token, opened when sealed.
@@ -231,8 +231,7 @@ class TokenTable:
             try:
                 value = self._sealer.open(key, Sealed(item["sealed_token"]["B"], item["data_key"]["B"]))
             except SealUnavailable as failure:
-                self._skip_after_failure("open", str(failure))
-                raise CacheUnavailable(str(failure)) from None
+                raise self._unavailable("open", str(failure)) from None
         else:
             raise CannotOpen("the cached token is in plaintext while sealing is on")
         return CachedToken(
