@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from devstack.lambda_host import invoke, load_handler_module
+from devstack.sts import Issued, with_proof
 from devstack.template import ROOT
 
 ANSWER_PREFIX = "ANSWER "
@@ -38,13 +39,17 @@ class ContainerProcess:
     """A broker container in its own OS process, driven from another; `output` collects its logs
     and error answers (the tests search them for leaks)."""
 
-    def __init__(self, process: subprocess.Popen[str], output: list[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], output: list[str], caller: Issued | None) -> None:
         self.process = process
         self.output = output
+        self.caller = caller
         self.ready_ms = 0.0
 
     @classmethod
-    def start(cls, environment: dict[str, str], output: list[str] | None = None) -> ContainerProcess:
+    def start(
+        cls, environment: dict[str, str], output: list[str] | None = None, caller: Issued | None = None
+    ) -> ContainerProcess:
+        """`caller`, when given, signs a caller proof into every event sent that lacks one."""
         process = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "devstack.container"],
             cwd=ROOT,
@@ -54,7 +59,7 @@ class ContainerProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        return cls(process, output if output is not None else [])
+        return cls(process, output if output is not None else [], caller)
 
     def wait_ready(self) -> None:
         self.ready_ms = float(self._next_answer()["ready_ms"])
@@ -62,6 +67,8 @@ class ContainerProcess:
     def send(self, event: Any, timeout_seconds: float = 15.0) -> None:
         if self.process.stdin is None:
             raise RuntimeError("the container was started without a pipe to its stdin")
+        if self.caller is not None:
+            event = with_proof(event, self.caller)
         self.process.stdin.write(json.dumps({"event": event, "timeout_seconds": timeout_seconds}) + "\n")
         self.process.stdin.flush()
 

@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from devstack.lambda_host import LambdaContext
+from devstack.lambda_host import FUNCTION_ARN, LambdaContext
 from devstack.loopback import LoopbackServer
 
 # Locally nobody signs requests; an HTTP caller is this identity unless the request names
@@ -25,8 +25,9 @@ CALLER_HEADER = "X-Local-Caller-Arn"
 
 
 class LocalLambdaApi:
-    def __init__(self, app: ModuleType, function_name: str = "token-broker", port: int = 0):
-        self.function_name = function_name
+    def __init__(self, app: ModuleType, function_arn: str = FUNCTION_ARN, port: int = 0):
+        self.function_arn = function_arn
+        self.function_name = function_arn.split(":")[6]
         self.invocations: list[Any] = []  # every event the handler received, in order
         self._app = app
         self._container = threading.Lock()
@@ -61,9 +62,11 @@ class LocalLambdaApi:
         return response(environ, start_response)
 
     def _invoke(self, request: Request, name: str) -> Response:
-        if name.split(":")[-1] != self.function_name:  # a name, or an unqualified ARN
+        # a name, or an ARN (qualified or not), as Lambda's Invoke API takes them
+        if name not in (self.function_name, self.function_arn) and not name.startswith(self.function_arn + ":"):
             body = {"Type": "User", "Message": f"Function not found: {name}"}
             return Response(json.dumps(body), 404, {"x-amzn-errortype": "ResourceNotFoundException"})
+        invoked_arn = name if name.startswith("arn:") else self.function_arn
         try:
             event = json.loads(request.get_data() or b"{}")
         except ValueError:
@@ -71,7 +74,7 @@ class LocalLambdaApi:
             return Response(json.dumps(body), 400, {"x-amzn-errortype": "InvalidRequestContentException"})
         headers = {"X-Amz-Executed-Version": "$LATEST", "Content-Type": "application/json"}
         try:
-            answer = self._run(event)
+            answer = self._run("lambda_handler", event, invoked_arn)
         except Exception as error:  # what Lambda reports as an unhandled function error
             headers["X-Amz-Function-Error"] = "Unhandled"
             answer = {"errorMessage": str(error), "errorType": type(error).__name__}
@@ -104,11 +107,12 @@ class LocalLambdaApi:
             "body": base64.b64encode(raw).decode(),
             "isBase64Encoded": True,
         }
-        answer = self._run(event)
+        answer = self._run("http_handler", event, self.function_arn)
         return Response(answer.get("body", ""), answer.get("statusCode", 502), answer.get("headers", {}))
 
-    def _run(self, event: Any) -> dict[str, Any]:
+    def _run(self, handler: str, event: Any, invoked_arn: str) -> dict[str, Any]:
+        context = LambdaContext(function_name=self.function_name, invoked_function_arn=invoked_arn)
         with self._container:
             self.invocations.append(event)
-            result: dict[str, Any] = self._app.lambda_handler(event, LambdaContext(function_name=self.function_name))
+            result: dict[str, Any] = getattr(self._app, handler)(event, context)
             return result

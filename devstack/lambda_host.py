@@ -16,6 +16,9 @@ from typing import Any
 from devstack.template import ROOT
 
 FUNCTION_DIR = ROOT / "functions" / "token_broker"
+# The local broker's function ARN: what Lambda tells the handler it was invoked as, and the
+# audience of the caller proofs made for it.
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:token-broker"
 LAYER_DIRS = sorted((ROOT / "layers").glob("*/python"))
 # What every local broker process gets besides the AWS endpoint and the table name.
 BROKER_ENVIRONMENT = {
@@ -34,7 +37,7 @@ class LambdaContext:
     function_name: str = "token-broker"
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:token-broker"
+    invoked_function_arn: str = FUNCTION_ARN
     _started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
@@ -62,12 +65,12 @@ def load_handler_module() -> ModuleType:
     return importlib.import_module("app")
 
 
-def invoke(app: ModuleType, event: Any, timeout_seconds: float = 15.0) -> Invocation:
-    """One invocation; the metric names it emitted are read from its EMF output."""
+def invoke(app: ModuleType, event: Any, timeout_seconds: float = 15.0, handler: str = "lambda_handler") -> Invocation:
+    """One invocation of `handler`; the metric names it emitted are read from its EMF output."""
     emitted = io.StringIO()
     started = time.perf_counter()
     with contextlib.redirect_stdout(emitted):
-        answer = app.lambda_handler(event, LambdaContext(timeout_seconds=timeout_seconds))
+        answer = getattr(app, handler)(event, LambdaContext(timeout_seconds=timeout_seconds))
     elapsed = (time.perf_counter() - started) * 1000
     output = emitted.getvalue()
     return Invocation(answer=answer, metrics=metric_names(output), milliseconds=elapsed, emitted=output)

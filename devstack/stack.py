@@ -11,9 +11,13 @@ from typing import Any
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.lambda_host import BROKER_ENVIRONMENT
+from devstack.sts import Issued, LocalSts
 
 DEMO_PROFILE = "okta-default"
 DEMO_CLIENT = "demo-service-app"
+# The local developer's role: the demo profile admits its sessions, as a real profile would a team's.
+DEVELOPER_ROLE = "local-developer"
+DEVELOPER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{DEVELOPER_ROLE}"
 
 
 def create_profile(
@@ -43,14 +47,26 @@ class LocalStack:
     log_level: str = "WARNING"
     aws: LocalAws = field(default_factory=LocalAws)
     server: LocalAuthorizationServer = field(default_factory=LocalAuthorizationServer)
+    sts: LocalSts = field(default_factory=LocalSts)
     environment: dict[str, str] = field(default_factory=dict)
+    developer: Issued | None = None
 
     def __enter__(self) -> LocalStack:
         self.aws.start()
         self.server.start()
-        create_profile(self.aws, self.server, DEMO_PROFILE, DEMO_CLIENT, scopes=["customScope"])
+        self.sts.start()
+        self.developer = self.sts.assume_role(DEVELOPER_ROLE, "local-session")
+        create_profile(
+            self.aws,
+            self.server,
+            DEMO_PROFILE,
+            DEMO_CLIENT,
+            scopes=["customScope"],
+            allowed_callers=[DEVELOPER_ROLE_ARN],
+        )
         self.environment = {
             **self.aws.environment(),
+            "AWS_ENDPOINT_URL_STS": self.sts.url,
             **BROKER_ENVIRONMENT,
             "TOKEN_TABLE_NAME": self.aws.create_token_table("token-broker-local"),
             "TOKEN_KMS_KEY_ID": self.aws.create_kms_key(),  # cached tokens are sealed, as deployed
@@ -59,6 +75,7 @@ class LocalStack:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.sts.stop()
         self.server.stop()
         self.aws.stop()
 
@@ -67,5 +84,7 @@ class LocalStack:
             f"  moto server            {self.aws.endpoint_url}  (Secrets Manager, KMS, DynamoDB "
             f"table {self.environment['TOKEN_TABLE_NAME']!r})",
             f"  authorization server   {self.server.token_url}  (client {DEMO_CLIENT})",
-            f"  profile {DEMO_PROFILE!r}      secret {BROKER_ENVIRONMENT['SECRET_PREFIX'] + DEMO_PROFILE!r}",
+            f"  STS (strict stand-in)  {self.sts.url}  (checks caller proofs' SigV4 signatures)",
+            f"  profile {DEMO_PROFILE!r}      secret {BROKER_ENVIRONMENT['SECRET_PREFIX'] + DEMO_PROFILE!r}, "
+            f"admits {DEVELOPER_ROLE_ARN}",
         ]

@@ -21,6 +21,7 @@ from devstack.aws import LocalAws
 from devstack.container import ContainerProcess
 from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
 from devstack.stack import create_profile
+from devstack.sts import Issued, LocalSts, with_proof
 
 put_on_path()
 
@@ -55,10 +56,42 @@ def auth_server() -> Iterator[LocalAuthorizationServer]:
 
 
 @pytest.fixture(scope="session")
-def broker_environment(local_aws: LocalAws) -> dict[str, str]:
+def local_sts() -> Iterator[LocalSts]:
+    sts = LocalSts().start()
+    yield sts
+    sts.stop()
+
+
+# The role whose sessions call the broker in the tests, and which test profiles admit.
+CONSUMER_ROLE = "orders-consumer"
+CONSUMER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{CONSUMER_ROLE}"
+
+
+@pytest.fixture(scope="session")
+def consumer(local_sts: LocalSts) -> Issued:
+    """Session credentials of the consumer role, as a Lambda with that role has them."""
+    issued = local_sts.assume_role(CONSUMER_ROLE, "orders-fn")
+    SECRETS_USED.update({issued.credentials.secret_key, issued.credentials.token or ""})
+    return issued
+
+
+def credentials_environment(caller: Issued) -> dict[str, str]:
+    """The variables a process (a consumer Lambda, say) gets its credentials from."""
+    credentials = caller.credentials
+    return {
+        "AWS_ACCESS_KEY_ID": credentials.access_key,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+        "AWS_SESSION_TOKEN": credentials.token or "",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+@pytest.fixture(scope="session")
+def broker_environment(local_aws: LocalAws, local_sts: LocalSts) -> dict[str, str]:
     """The environment of a broker container; DEBUG, so the leak check sees everything."""
     return {
         **local_aws.environment(),
+        "AWS_ENDPOINT_URL_STS": local_sts.url,
         **BROKER_ENVIRONMENT,
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
         "TOKEN_TABLE_NAME": local_aws.create_token_table(),
@@ -110,6 +143,8 @@ class Profiles:
     prefix: str = BROKER_ENVIRONMENT["SECRET_PREFIX"]
 
     def create(self, auth_method: str = "client_secret_basic", **fields: Any) -> str:
+        """A profile that admits the consumer role unless `allowed_callers` says otherwise."""
+        fields.setdefault("allowed_callers", [CONSUMER_ROLE_ARN])
         name = f"p-{secrets.token_hex(4)}"
         document = create_profile(self.aws, self.server, name, f"client-{secrets.token_hex(4)}", auth_method, **fields)
         SECRETS_USED.add(document["client_secret"])
@@ -130,9 +165,10 @@ class Profiles:
 
 
 @pytest.fixture
-def profiles(local_aws: LocalAws, auth_server: LocalAuthorizationServer) -> Iterator[Profiles]:
+def profiles(local_aws: LocalAws, auth_server: LocalAuthorizationServer, local_sts: LocalSts) -> Iterator[Profiles]:
     yield Profiles(local_aws, auth_server)
     auth_server.reset()
+    local_sts.reset()
 
 
 @dataclass
@@ -142,25 +178,44 @@ class Broker:
     app: ModuleType
     table_name: str
     environment: dict[str, str]
+    caller: Issued
     started: list[ContainerProcess] = field(default_factory=list)
 
-    def invoke(self, event: Any, timeout_seconds: float = 15.0) -> Invocation:
-        invocation = invoke(self.app, event, timeout_seconds)
+    def invoke(self, event: Any, timeout_seconds: float = 15.0, caller: Issued | None = None) -> Invocation:
+        """A direct invocation; a request without a `caller_proof` gets one, signed by `caller`
+        (default: the consumer role that test profiles admit)."""
+        return self._record(invoke(self.app, with_proof(event, caller or self.caller), timeout_seconds))
+
+    def invoke_unsigned(self, event: Any) -> Invocation:
+        """A direct invocation exactly as given: no proof is added."""
+        return self._record(invoke(self.app, event))
+
+    def invoke_http(self, event: Any, timeout_seconds: float = 15.0) -> Invocation:
+        """The HTTP function, as API Gateway invokes it."""
+        return self._record(invoke(self.app, event, timeout_seconds, handler="http_handler"))
+
+    def _record(self, invocation: Invocation) -> Invocation:
         BROKER_OUTPUT.append(invocation.emitted)
         if "error" in invocation.answer:
             BROKER_OUTPUT.append(json.dumps(invocation.answer))
         return invocation
 
     def new_container(self, **overrides: str) -> None:
-        """Forgets the memory tier, as a new container would; the table stays."""
+        """Forgets the memory tier and the verified identities, as a new container would; the
+        table stays."""
         from broker.config import Settings
-        from broker.wiring import build_service
+        from broker.wiring import build_caller_identity, build_service
 
-        self.app.SERVICE = build_service(Settings.from_env({**self.environment, **overrides}))
+        settings = Settings.from_env({**self.environment, **overrides})
+        self.app.SERVICE = build_service(settings)
+        self.app.IDENTITY = build_caller_identity(settings)
 
     def container_processes(self, count: int, **overrides: str) -> list[ContainerProcess]:
-        """`count` containers started side by side, each ready for its first event."""
-        containers = [ContainerProcess.start({**self.environment, **overrides}, BROKER_OUTPUT) for _ in range(count)]
+        """`count` containers started side by side, each ready for its first event; events sent
+        to them get the consumer's caller proof."""
+        containers = [
+            ContainerProcess.start({**self.environment, **overrides}, BROKER_OUTPUT, self.caller) for _ in range(count)
+        ]
         self.started.extend(containers)
         for container in containers:
             container.wait_ready()
@@ -172,9 +227,11 @@ class Broker:
 
 
 @pytest.fixture
-def broker(app_module: ModuleType, broker_environment: dict[str, str], local_aws: LocalAws) -> Iterator[Broker]:
+def broker(
+    app_module: ModuleType, broker_environment: dict[str, str], local_aws: LocalAws, consumer: Issued
+) -> Iterator[Broker]:
     environment = {**broker_environment, "TOKEN_TABLE_NAME": local_aws.create_token_table()}
-    instance = Broker(app_module, environment["TOKEN_TABLE_NAME"], environment)
+    instance = Broker(app_module, environment["TOKEN_TABLE_NAME"], environment, consumer)
     instance.new_container()
     yield instance
     for container in instance.started:

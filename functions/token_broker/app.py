@@ -1,48 +1,91 @@
-"""Lambda entry point: validate the request, get a token, answer with it or with an error."""
+"""Lambda entry points: validate the request, verify the caller, get a token, answer.
+
+`lambda_handler` serves direct invocations: every event is a token request with a caller proof.
+`http_handler` serves the HTTP API's `POST /token` (its own function, invoked only by API
+Gateway): every event is an HTTP API 2.0 event whose caller API Gateway verified.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from broker import observability
+from broker.caller_identity import DIRECT, HTTP, Caller, http_caller
 from broker.config import Settings
 from broker.decisions import CachedToken, expires_in
 from broker.errors import BrokerError, InternalError
-from broker.http_route import http_answer, is_http_event, parse_http_event
+from broker.http_route import http_answer, parse_http_event
 from broker.observability import logger, metrics
-from broker.token_request import parse_request
-from broker.wiring import build_service
+from broker.token_request import TokenRequest, parse_request
+from broker.wiring import build_caller_identity, build_service
 
 # Time kept back from the Lambda's remaining time to answer after giving up on a token.
 ANSWER_MARGIN_SECONDS = 0.5
 
-SERVICE = build_service(Settings.from_env())
+SETTINGS = Settings.from_env()
+SERVICE = build_service(SETTINGS)
+IDENTITY = build_caller_identity(SETTINGS)
+
+# (request, caller) from an event, given the deadline; raises the contract's errors in order
+Admission = Callable[[float], tuple[TokenRequest, Caller]]
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry caller proofs and
+# HTTP headers with session tokens.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    """Serves direct invocations and the HTTP API's `POST /token` alike."""
-    http = is_http_event(event)
-    try:
-        caller = None
-        if http:
-            event, caller = parse_http_event(event)
+    def admission(deadline: float) -> tuple[TokenRequest, Caller]:
         request = parse_request(event)
+        return request, IDENTITY.direct(request.caller_proof, context.invoked_function_arn, deadline)
+
+    answer, _ = serve(DIRECT, admission, context)
+    return answer
+
+
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.log_metrics
+def http_handler(event: Any, context: Any) -> dict[str, Any]:
+    def admission(deadline: float) -> tuple[TokenRequest, Caller]:
+        body, user_arn = parse_http_event(event)
+        return parse_request(body, direct=False), http_caller(user_arn)
+
+    answer, status = serve(HTTP, admission, context)
+    answer.pop("status", None)
+    return http_answer(status, answer)
+
+
+def serve(path: str, admission: Admission, context: Any) -> tuple[dict[str, Any], int]:
+    """The one flow of both doors, ending in one audit line per answer."""
+    deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+    request: TokenRequest | None = None
+    caller: Caller | None = None
+    source: str | None = None
+    try:
+        request, caller = admission(deadline)
         logger.append_keys(profile=request.profile)
-        deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
-        answer, status = token_answer(SERVICE.get_token(request, deadline, caller)), 200
+        served = SERVICE.get_token(request, caller, deadline)
+        source = served.source
+        answer, status = token_answer(served.token), 200
     except BrokerError as error:
-        answer, status = error_answer(error), error.status
+        answer, status = error.answer(), error.status
+        observability.error_answered(error.error)
     except Exception:
         logger.exception("unexpected failure")
         failure = InternalError("the broker failed unexpectedly")
-        answer, status = error_answer(failure), failure.status
-    if http:
-        answer.pop("status", None)
-        return http_answer(status, answer)
-    return answer
+        answer, status = failure.answer(), failure.status
+        observability.error_answered(failure.error)
+    observability.audit(
+        path=path,
+        profile=request.profile if request else None,
+        caller=caller.arn if caller else None,
+        source=source,
+        outcome=answer.get("error", "token"),
+        status=status,
+    )
+    return answer, status
 
 
 def token_answer(token: CachedToken) -> dict[str, Any]:
@@ -53,9 +96,3 @@ def token_answer(token: CachedToken) -> dict[str, Any]:
         "expires_at": token.expires_at,
         "scope": token.scope,
     }
-
-
-def error_answer(error: BrokerError) -> dict[str, Any]:
-    observability.error_answered(error.error)
-    logger.info("error answered", extra={"error": error.error, "status": error.status})
-    return error.answer()

@@ -13,8 +13,9 @@ import pytest
 from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import LambdaContext
+from devstack.sts import Issued
 from devstack.template import ROOT
-from tests.conftest import Broker, Profiles
+from tests.conftest import Broker, Profiles, credentials_environment
 
 
 class ProtectedApi(BaseHTTPRequestHandler):
@@ -42,13 +43,15 @@ def protected_api() -> Iterator[str]:
 
 
 @pytest.fixture
-def consumer(
-    broker: Broker, profiles: Profiles, protected_api: str, monkeypatch: pytest.MonkeyPatch
+def example(
+    broker: Broker, profiles: Profiles, protected_api: str, consumer: Issued, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ModuleType]:
     # a token revoked seconds after it was issued: no cooldown, so force_refresh fetches anew
     broker.new_container(FORCE_REFRESH_COOLDOWN_SECONDS="0")
     api = LocalLambdaApi(broker.app).start()
-    monkeypatch.setenv("TOKEN_BROKER_FUNCTION", api.function_name)
+    for name, value in credentials_environment(consumer).items():  # the consumer function's role
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOKEN_BROKER_FUNCTION", api.function_arn)
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", api.endpoint_url)
     monkeypatch.setenv("TOKEN_PROFILE", profiles.create())
     monkeypatch.setenv("TARGET_URL", protected_api)
@@ -62,9 +65,9 @@ def consumer(
 
 
 def test_the_example_calls_the_api_with_the_brokers_token_and_renews_on_401(
-    consumer: ModuleType, auth_server: LocalAuthorizationServer
+    example: ModuleType, auth_server: LocalAuthorizationServer
 ) -> None:
-    result = consumer.lambda_handler({}, LambdaContext())
+    result = example.lambda_handler({}, LambdaContext())
 
     assert result == {"ok": True, "status": 200}
     first, second = ProtectedApi.seen

@@ -80,7 +80,7 @@ def test_any_http_body_is_answered_with_no_store_never_raised(
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
 
-    response = broker.invoke(event).answer
+    response = broker.invoke_http(event).answer
 
     assert response["headers"]["Cache-Control"] == "no-store"
     assert 400 <= response["statusCode"] < 500, response
@@ -92,11 +92,34 @@ def test_any_http_body_is_answered_with_no_store_never_raised(
 def test_any_request_context_is_answered_never_raised(broker: Broker, context: Any) -> None:
     event = {**copy.deepcopy(SAMPLE_HTTP_EVENT), "requestContext": context}
 
-    answer = broker.invoke(event).answer
+    answer = broker.invoke_http(event).answer
 
-    status = answer.get("statusCode", answer.get("status"))
-    assert isinstance(status, int)
-    assert 400 <= status < 500
+    assert 400 <= answer["statusCode"] < 500
+    assert broker.invoke(event).answer["error"] == "invalid_request"  # never an HTTP request when direct
+
+
+near_proofs = st.fixed_dictionaries(
+    {},
+    optional={
+        "v": st.sampled_from([1, 2, "1", True, 1.0]) | json_values,
+        "credential": json_values
+        | st.from_regex(r"[A-Z0-9]{12,20}/2026\d{4}/(us-east-1|eu-west-1)/(sts|iam)/aws4_request", fullmatch=True),
+        "amz_date": json_values | st.from_regex(r"20\d{6}T\d{6}Z", fullmatch=True),
+        "signed_headers": json_values
+        | st.sampled_from(["content-type;host;x-amz-date;x-amz-security-token;x-token-broker-audience", "host"]),
+        "signature": json_values | st.from_regex(r"[0-9a-fA-F]{60,66}", fullmatch=True),
+        "security_token": json_values | st.text(alphabet="AZaz09+/=\r\n: ", min_size=16, max_size=64),
+        "role_arn": st.just("arn:aws:iam::123456789012:role/admin"),
+    },
+)
+
+
+@FUZZ
+@given(proof=json_values | near_proofs)
+def test_any_caller_proof_but_a_genuine_one_is_access_denied(broker: Broker, proof: Any) -> None:
+    answer = broker.invoke({"profile": "okta-default", "caller_proof": proof}).answer
+
+    assert (answer["error"], answer["status"]) == ("access_denied", 403), answer
 
 
 def test_deep_nesting_and_huge_values_are_400(broker: Broker) -> None:

@@ -13,6 +13,7 @@ from devstack.authserver import Fault, LocalAuthorizationServer
 from tests.conftest import EVENTS, Broker, Profiles
 
 BILLING_SESSION = "arn:aws:sts::123456789012:assumed-role/billing-worker/billing-worker-fn"
+ADMITS_BILLING = ["arn:aws:iam::123456789012:role/billing-*"]
 
 
 def http_event(body: Any = None, caller: str | None = BILLING_SESSION, **changes: Any) -> dict[str, Any]:
@@ -42,9 +43,9 @@ def assert_no_store(response: dict[str, Any]) -> None:
 def test_an_admitted_assumed_role_caller_gets_a_token(
     broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
 ) -> None:
-    profile = profiles.create(allowed_callers=["arn:aws:iam::123456789012:role/billing-*"])
+    profile = profiles.create(allowed_callers=ADMITS_BILLING)
 
-    response = broker.invoke(http_event({"profile": profile})).answer
+    response = broker.invoke_http(http_event({"profile": profile})).answer
 
     assert response["statusCode"] == 200
     assert_no_store(response)
@@ -56,10 +57,10 @@ def test_an_admitted_assumed_role_caller_gets_a_token(
 def test_a_caller_of_another_role_is_denied_without_a_token_request(
     broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
 ) -> None:
-    profile = profiles.create(allowed_callers=["arn:aws:iam::123456789012:role/billing-*"])
+    profile = profiles.create(allowed_callers=ADMITS_BILLING)
     other = "arn:aws:sts::123456789012:assumed-role/reporting/session-1"
 
-    response = broker.invoke(http_event({"profile": profile}, caller=other)).answer
+    response = broker.invoke_http(http_event({"profile": profile}, caller=other)).answer
 
     assert response["statusCode"] == 403
     assert_no_store(response)
@@ -70,7 +71,7 @@ def test_a_caller_of_another_role_is_denied_without_a_token_request(
 def test_no_iam_identity_is_denied(broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer) -> None:
     profile = profiles.create()
 
-    response = broker.invoke(http_event({"profile": profile}, caller=None)).answer
+    response = broker.invoke_http(http_event({"profile": profile}, caller=None)).answer
 
     assert response["statusCode"] == 403
     assert auth_server.token_requests() == []
@@ -84,8 +85,17 @@ def test_no_iam_identity_is_denied(broker: Broker, profiles: Profiles, auth_serv
         (["arn:aws:iam::123456789012:role/billing-worker"], BILLING_SESSION, True),
         (["arn:aws:iam::123456789012:role/service/billing-worker"], BILLING_SESSION, True),
         (["arn:aws:iam::999999999999:role/billing-worker"], BILLING_SESSION, False),
-        (["arn:aws:sts::123456789012:assumed-role/billing-worker/other"], BILLING_SESSION, False),
-        (["arn:aws:iam::*:role/billing-*"], BILLING_SESSION, True),
+        (["arn:aws-cn:iam::123456789012:role/billing-worker"], BILLING_SESSION, False),
+        (["arn:aws:iam::123456789012:role/billing-worker-2"], BILLING_SESSION, False),
+        (["arn:aws:iam::123456789012:user/billing-worker"], BILLING_SESSION, False),
+        (["arn:aws:iam::123456789012:role/billing-worker"], "arn:aws:iam::123456789012:user/billing-worker", False),
+        (["arn:aws:iam::123456789012:role/billing-*"], BILLING_SESSION, True),
+        (["arn:aws:iam::123456789012:role/billing-*"], "arn:aws:sts::123456789012:assumed-role/billing/x", False),
+        # the session name is the caller's choice, never compared
+        (["arn:aws:iam::123456789012:role/payments-*"], BILLING_SESSION.replace("-fn", "-payments-x"), False),
+        (["arn:aws:iam::123456789012:role/*"], BILLING_SESSION, True),
+        (["arn:aws:iam::123456789012:role/*"], "arn:aws:sts::999999999999:assumed-role/billing-worker/x", False),
+        (["arn:aws:iam::123456789012:role/billing-worker"], "arn:aws:iam::123456789012:root", False),
         ([], BILLING_SESSION, False),
     ],
 )
@@ -94,33 +104,38 @@ def test_allowed_callers_entries(
 ) -> None:
     profile = profiles.create(allowed_callers=allowed)
 
-    response = broker.invoke(http_event({"profile": profile}, caller=caller)).answer
+    response = broker.invoke_http(http_event({"profile": profile}, caller=caller)).answer
 
     assert response["statusCode"] == (200 if admitted else 403)
 
 
-def test_a_profile_without_allowed_callers_admits_any_iam_caller(broker: Broker, profiles: Profiles) -> None:
+def test_a_profile_without_allowed_callers_serves_nobody(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
     profile = profiles.create()
+    profiles.put(profile, {k: v for k, v in profiles.document(profile).items() if k != "allowed_callers"})
 
-    response = broker.invoke(http_event({"profile": profile}, caller="arn:aws:iam::123456789012:user/anyone")).answer
+    response = broker.invoke_http(http_event({"profile": profile}, caller="arn:aws:iam::123456789012:user/anyone"))
 
-    assert response["statusCode"] == 200
+    assert response.answer["statusCode"] == 500
+    assert json.loads(response.answer["body"])["error"] == "profile_misconfigured"
+    assert auth_server.token_requests() == []
 
 
 def test_allowed_scopes_apply_over_http(broker: Broker, profiles: Profiles) -> None:
-    profile = profiles.create(allowed_scopes=["orders.read"])
+    profile = profiles.create(allowed_scopes=["orders.read"], allowed_callers=ADMITS_BILLING)
 
-    response = broker.invoke(http_event({"profile": profile, "scopes": ["admin"]})).answer
+    response = broker.invoke_http(http_event({"profile": profile, "scopes": ["admin"]})).answer
 
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["error"] == "invalid_scope"
 
 
 def test_a_base64_body_is_decoded(broker: Broker, profiles: Profiles) -> None:
-    profile = profiles.create()
+    profile = profiles.create(allowed_callers=ADMITS_BILLING)
     body = base64.b64encode(json.dumps({"profile": profile}).encode()).decode()
 
-    response = broker.invoke(http_event(body, isBase64Encoded=True)).answer
+    response = broker.invoke_http(http_event(body, isBase64Encoded=True)).answer
 
     assert response["statusCode"] == 200
 
@@ -130,7 +145,7 @@ def test_a_base64_body_is_decoded(broker: Broker, profiles: Profiles) -> None:
     [("not json", False), ("[1, 2]", False), ("%%%", True), ("x" * 70_000, False), ('{"profile": 5}', False)],
 )
 def test_a_body_that_is_not_a_valid_request_is_400(broker: Broker, body: str, base64_encoded: bool) -> None:
-    response = broker.invoke(http_event(body, isBase64Encoded=base64_encoded)).answer
+    response = broker.invoke_http(http_event(body, isBase64Encoded=base64_encoded)).answer
 
     assert response["statusCode"] == 400
     assert_no_store(response)
@@ -139,15 +154,15 @@ def test_a_body_that_is_not_a_valid_request_is_400(broker: Broker, body: str, ba
 
 
 def test_other_paths_are_404_and_other_methods_405(broker: Broker) -> None:
-    assert broker.invoke(http_event({"profile": "p"}, path="/tokens")).answer["statusCode"] == 404
-    assert broker.invoke(http_event({"profile": "p"}, method="GET")).answer["statusCode"] == 405
+    assert broker.invoke_http(http_event({"profile": "p"}, path="/tokens")).answer["statusCode"] == 404
+    assert broker.invoke_http(http_event({"profile": "p"}, method="GET")).answer["statusCode"] == 405
 
 
 def test_503_carries_retry_after(broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer) -> None:
-    profile = profiles.create()
+    profile = profiles.create(allowed_callers=ADMITS_BILLING)
     auth_server.fail_next(Fault(status=503, headers={"Retry-After": "120"}))
 
-    response = broker.invoke(http_event({"profile": profile}), timeout_seconds=5).answer
+    response = broker.invoke_http(http_event({"profile": profile}), timeout_seconds=5).answer
 
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "120"

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from devstack.authserver import LocalAuthorizationServer
-from tests.conftest import SECRETS_USED, Broker, Profiles
+from tests.conftest import CONSUMER_ROLE_ARN, SECRETS_USED, Broker, Profiles
 
 
 def key_pair(kind: str) -> tuple[str, str]:
@@ -42,6 +42,7 @@ def jwt_profile(
             "client_id": client_id,
             "auth_method": "private_key_jwt",
             "private_key": private_pem,
+            "allowed_callers": [CONSUMER_ROLE_ARN],
             **fields,
         },
     )

@@ -11,7 +11,8 @@ import pytest
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
-from tests.conftest import Broker, Profiles
+from devstack.sts import Issued
+from tests.conftest import Broker, Profiles, credentials_environment
 from token_client import TokenBrokerError, TokenClient
 
 
@@ -23,17 +24,22 @@ def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
 
 
 @pytest.fixture
-def tokens(lambda_api: LocalLambdaApi) -> TokenClient:
+def tokens(lambda_api: LocalLambdaApi, consumer: Issued) -> TokenClient:
     import boto3
 
-    client = boto3.client(
-        "lambda",
-        endpoint_url=lambda_api.endpoint_url,
+    session = boto3.session.Session(
+        aws_access_key_id=consumer.credentials.access_key,
+        aws_secret_access_key=consumer.credentials.secret_key,
+        aws_session_token=consumer.credentials.token,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
     )
-    return TokenClient(function_name=lambda_api.function_name, lambda_client=client)
+    client = session.client("lambda", endpoint_url=lambda_api.endpoint_url)
+    return TokenClient(function_name=lambda_api.function_arn, lambda_client=client, session=session)
+
+
+def without_proof(event: dict[str, Any]) -> dict[str, Any]:
+    assert "caller_proof" in event, "token_client attaches a caller proof to every invocation"
+    return {name: value for name, value in event.items() if name != "caller_proof"}
 
 
 def test_the_token_is_the_brokers_and_a_second_call_makes_no_invocation(
@@ -46,13 +52,15 @@ def test_the_token_is_the_brokers_and_a_second_call_makes_no_invocation(
 
     assert first == second == auth_server.issued[-1]
     assert len(lambda_api.invocations) == 1
-    assert lambda_api.invocations[0] == {"profile": profile, "scopes": ["customScope"], "min_ttl": 60}
+    assert without_proof(lambda_api.invocations[0]) == {"profile": profile, "scopes": ["customScope"], "min_ttl": 60}
 
 
 def test_the_broker_is_named_by_the_environment(
-    lambda_api: LocalLambdaApi, profiles: Profiles, monkeypatch: pytest.MonkeyPatch
+    lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TOKEN_BROKER_FUNCTION", lambda_api.function_name)
+    for name, value in credentials_environment(consumer).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOKEN_BROKER_FUNCTION", lambda_api.function_arn)
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
     profile = profiles.create()
 
@@ -79,7 +87,11 @@ def test_an_error_answer_raises_token_broker_error(tokens: TokenClient, profiles
 
 
 def test_an_unknown_function_is_broker_unreachable(lambda_api: LocalLambdaApi, tokens: TokenClient) -> None:
-    other = TokenClient(function_name="no-such-function", lambda_client=tokens._client())
+    other = TokenClient(
+        function_name="arn:aws:lambda:us-east-1:123456789012:function:no-such-function",
+        lambda_client=tokens._client(),
+        session=tokens._boto_session(),
+    )
 
     with pytest.raises(TokenBrokerError) as raised:
         other.get_token("p")

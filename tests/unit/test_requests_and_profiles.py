@@ -11,8 +11,15 @@ from broker.errors import ConfigurationError, InvalidRequest, ProfileMisconfigur
 from broker.profiles import parse_profile
 from broker.sensitive import Sensitive
 from broker.token_request import TokenRequest, parse_request
+from tests.conftest import EVENTS
 
-GOOD = {"token_url": "https://dev-1.okta.com/oauth2/default/v1/token", "client_id": "0oa1", "client_secret": "s3cr3t"}
+GOOD = {
+    "token_url": "https://dev-1.okta.com/oauth2/default/v1/token",
+    "client_id": "0oa1",
+    "client_secret": "s3cr3t",
+    "allowed_callers": ["arn:aws:iam::123456789012:role/orders-*"],
+}
+LAMBDA = {"TOKEN_TABLE_NAME": "t", "AWS_REGION": "eu-west-1"}
 
 
 class TestRequest:
@@ -21,6 +28,19 @@ class TestRequest:
             {"profile": "okta-default", "scopes": ["b", "a", "a"], "min_ttl": 0, "force_refresh": True}
         )
         assert request == TokenRequest("okta-default", frozenset({"a", "b"}), 0, True)
+
+    def test_the_http_route_takes_no_caller_proof(self) -> None:
+        with pytest.raises(InvalidRequest, match="caller_proof"):
+            parse_request({"profile": "p", "caller_proof": {"v": 1}}, direct=False)
+
+    def test_an_http_api_event_sent_directly_is_an_invalid_request(self) -> None:
+        event = json.loads((EVENTS / "http_token_request.json").read_text())
+        with pytest.raises(InvalidRequest, match="unknown field"):
+            parse_request(event)
+
+    def test_the_caller_proof_is_never_printed_with_the_request(self) -> None:
+        request = parse_request({"profile": "p", "caller_proof": {"security_token": "FwoGZXIvYXdzEXAMPLE"}})
+        assert "FwoGZXIvYXdzEXAMPLE" not in repr(request)
 
     def test_an_empty_scope_list_means_the_profile_defaults(self) -> None:
         assert parse_request({"profile": "p", "scopes": []}).scopes is None
@@ -81,6 +101,13 @@ class TestProfile:
         with pytest.raises(ProfileMisconfigured, match="private_key"):
             parse_profile("p", json.dumps(document))
 
+    def test_allowed_callers_is_required_and_an_empty_list_admits_nobody(self) -> None:
+        document = {**GOOD}
+        del document["allowed_callers"]
+        with pytest.raises(ProfileMisconfigured, match="allowed_callers is required"):
+            parse_profile("p", json.dumps(document))
+        assert parse_profile("p", json.dumps({**GOOD, "allowed_callers": []})).allowed_callers == ()
+
     def test_the_secret_value_never_appears_in_the_complaint(self) -> None:
         with pytest.raises(ProfileMisconfigured) as raised:
             parse_profile("p", json.dumps({**GOOD, "client_secret": 12345678}))
@@ -97,17 +124,29 @@ class TestSensitive:
 
 class TestSettings:
     def test_defaults_follow_the_contract(self) -> None:
-        settings = Settings.from_env({"TOKEN_TABLE_NAME": "t"})
-        assert settings == Settings("t", "token-broker/", None, 60, 300, 30, 30)
+        settings = Settings.from_env(LAMBDA)
+        assert settings == Settings("t", "eu-west-1", "token-broker/", None, 60, 300, 30, 30, "enforce", None)
 
     @pytest.mark.parametrize(
         ("environ", "named"),
         [
             ({}, "TOKEN_TABLE_NAME"),
-            ({"TOKEN_TABLE_NAME": "t", "MIN_TTL_SECONDS": "sixty"}, "MIN_TTL_SECONDS"),
-            ({"TOKEN_TABLE_NAME": "t", "REFRESH_AHEAD_SECONDS": "-1"}, "REFRESH_AHEAD_SECONDS"),
+            ({"TOKEN_TABLE_NAME": "t"}, "AWS_REGION"),
+            ({**LAMBDA, "MIN_TTL_SECONDS": "sixty"}, "MIN_TTL_SECONDS"),
+            ({**LAMBDA, "REFRESH_AHEAD_SECONDS": "-1"}, "REFRESH_AHEAD_SECONDS"),
+            ({**LAMBDA, "CALLER_AUTH": "off"}, "CALLER_AUTH"),
         ],
     )
     def test_a_bad_value_fails_loudly_naming_the_variable(self, environ: dict[str, str], named: str) -> None:
         with pytest.raises(ConfigurationError, match=named):
             Settings.from_env(environ)
+
+    @pytest.mark.parametrize("url", ["http://127.0.0.1:4566", "http://localhost:9000/", "http://[::1]:8080"])
+    def test_a_loopback_sts_endpoint_is_honoured(self, url: str) -> None:
+        assert Settings.from_env({**LAMBDA, "AWS_ENDPOINT_URL_STS": url}).sts_endpoint_override == url
+
+    @pytest.mark.parametrize(
+        "url", ["https://sts.attacker.example", "http://169.254.169.254/", "http://127.0.0.1.nip.io/", "::"]
+    )
+    def test_any_other_sts_endpoint_is_ignored_for_sts_itself(self, url: str) -> None:
+        assert Settings.from_env({**LAMBDA, "AWS_ENDPOINT_URL_STS": url}).sts_endpoint_override is None

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from broker import observability
 from broker.errors import ConfigurationError
+from broker.profiles import is_loopback
 
 TOKEN_TABLE_NAME = "TOKEN_TABLE_NAME"
 SECRET_PREFIX = "SECRET_PREFIX"
@@ -15,6 +18,9 @@ MIN_TTL_SECONDS = "MIN_TTL_SECONDS"
 REFRESH_AHEAD_SECONDS = "REFRESH_AHEAD_SECONDS"
 FORCE_REFRESH_COOLDOWN_SECONDS = "FORCE_REFRESH_COOLDOWN_SECONDS"
 NEGATIVE_CACHE_SECONDS = "NEGATIVE_CACHE_SECONDS"
+CALLER_AUTH = "CALLER_AUTH"
+AWS_REGION = "AWS_REGION"
+AWS_ENDPOINT_URL_STS = "AWS_ENDPOINT_URL_STS"
 
 ONE_DAY = 86_400
 DEFAULT_SECRET_PREFIX = "token-broker/"
@@ -22,17 +28,23 @@ DEFAULT_MIN_TTL = 60
 DEFAULT_REFRESH_AHEAD = 300
 DEFAULT_FORCE_REFRESH_COOLDOWN = 30
 DEFAULT_NEGATIVE_CACHE = 30
+ENFORCE = "enforce"
+AUDIT = "audit"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     table_name: str
+    region: str = "us-east-1"
     secret_prefix: str = DEFAULT_SECRET_PREFIX
     kms_key_id: str | None = None
     min_ttl_seconds: int = DEFAULT_MIN_TTL
     refresh_ahead_seconds: int = DEFAULT_REFRESH_AHEAD
     force_refresh_cooldown_seconds: int = DEFAULT_FORCE_REFRESH_COOLDOWN
     negative_cache_seconds: int = DEFAULT_NEGATIVE_CACHE
+    caller_auth: str = ENFORCE
+    # where caller proofs are checked when it is not STS itself: only ever a loopback host
+    sts_endpoint_override: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -40,8 +52,15 @@ class Settings:
         table_name = environ.get(TOKEN_TABLE_NAME, "").strip()
         if not table_name:
             raise ConfigurationError(f"{TOKEN_TABLE_NAME} is required")
+        region = environ.get(AWS_REGION, "").strip()
+        if not region:
+            raise ConfigurationError(f"{AWS_REGION} is required (Lambda sets it)")
+        caller_auth = environ.get(CALLER_AUTH, ENFORCE).strip() or ENFORCE
+        if caller_auth not in (ENFORCE, AUDIT):
+            raise ConfigurationError(f"{CALLER_AUTH} must be {ENFORCE} or {AUDIT}, got {caller_auth!r}")
         return cls(
             table_name=table_name,
+            region=region,
             secret_prefix=environ.get(SECRET_PREFIX, DEFAULT_SECRET_PREFIX),
             kms_key_id=environ.get(TOKEN_KMS_KEY_ID) or None,
             min_ttl_seconds=_seconds(environ, MIN_TTL_SECONDS, DEFAULT_MIN_TTL),
@@ -50,7 +69,25 @@ class Settings:
                 environ, FORCE_REFRESH_COOLDOWN_SECONDS, DEFAULT_FORCE_REFRESH_COOLDOWN
             ),
             negative_cache_seconds=_seconds(environ, NEGATIVE_CACHE_SECONDS, DEFAULT_NEGATIVE_CACHE),
+            caller_auth=caller_auth,
+            sts_endpoint_override=_loopback_only(environ.get(AWS_ENDPOINT_URL_STS)),
         )
+
+
+def _loopback_only(url: str | None) -> str | None:
+    """`AWS_ENDPOINT_URL_STS` is honoured for a loopback host only (the local stack and tests):
+    anywhere else, caller proofs would be judged by whoever runs that host, so STS itself is used."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        loopback = parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
+    except ValueError:
+        loopback = False
+    if not loopback:
+        observability.logger.warning(f"{AWS_ENDPOINT_URL_STS} names no loopback host; caller proofs go to STS")
+        return None
+    return url
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:

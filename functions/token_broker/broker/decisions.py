@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -36,12 +35,20 @@ class CachedToken:
 
 
 def cache_key(profile: Profile, scopes: frozenset[str]) -> str:
-    """One key per (client identity and token URL, scope set, token_params), hashed.
+    """One key per (profile, client identity and token URL, scope set, token_params), hashed.
 
-    The hash keeps client ids, URLs and scopes out of the table; the secret is no part of
-    it, so a rotated secret keeps serving the same cached token.
+    The profile is part of it so that two profiles never share a token, whatever their clients:
+    each is admitted by its own `allowed_callers`. The hash keeps names, client ids, URLs and
+    scopes out of the table; the secret is no part of it, so a rotated secret keeps serving the
+    same cached token.
     """
-    identity = [profile.token_url, profile.client_id, sorted(scopes), sorted(profile.token_params.items())]
+    identity = [
+        profile.name,
+        profile.token_url,
+        profile.client_id,
+        sorted(scopes),
+        sorted(profile.token_params.items()),
+    ]
     canonical = json.dumps(identity, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -119,42 +126,3 @@ def _whole_seconds(value: object) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return None
-
-
-def caller_admitted(allowed_callers: tuple[str, ...] | None, caller_arn: str) -> bool:
-    """Whether a profile's `allowed_callers` admits an IAM caller.
-
-    An entry matches a caller ARN equal to it, or the `assumed-role` sessions of the role it
-    names (`arn:aws:iam::A:role/R` admits `arn:aws:sts::A:assumed-role/R/<session>`; an
-    assumed-role ARN carries no role path, so the entry's path is not compared). `*` matches
-    any run of characters. No `allowed_callers` admits every IAM caller.
-    """
-    if allowed_callers is None:
-        return True
-    role = _role_of_session(caller_arn)
-    for entry in allowed_callers:
-        if _wildcard(entry).fullmatch(caller_arn):
-            return True
-        if role is not None:
-            entry_role = _role_of_entry(entry)
-            if entry_role is not None and _wildcard(entry_role).fullmatch(role):
-                return True
-    return False
-
-
-_SESSION = re.compile(r"arn:(?P<partition>[^:]+):sts::(?P<account>[^:]*):assumed-role/(?P<role>[^/]+)/[^/]+")
-_ROLE = re.compile(r"arn:(?P<partition>[^:]+):iam::(?P<account>[^:]*):role/(?:.*/)?(?P<role>[^/]+)")
-
-
-def _role_of_session(caller_arn: str) -> str | None:
-    match = _SESSION.fullmatch(caller_arn)
-    return f"{match['partition']}:{match['account']}:{match['role']}" if match else None
-
-
-def _role_of_entry(entry: str) -> str | None:
-    match = _ROLE.fullmatch(entry)
-    return f"{match['partition']}:{match['account']}:{match['role']}" if match else None
-
-
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))

@@ -76,6 +76,13 @@ class UpstreamUnavailable(BrokerError):
     status = 503
 
 
+class AuthenticationUnavailable(BrokerError):
+    """STS could not be asked to verify a caller proof: timeout, throttling, 5xx."""
+
+    error = "authentication_unavailable"
+    status = 503
+
+
 class RouteNotFound(BrokerError):
     """An HTTP request for another path than the broker's one route."""
 

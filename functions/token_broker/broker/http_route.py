@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
-from broker.errors import AccessDenied, InvalidRequest, MethodNotAllowed, RouteNotFound
+from broker.errors import InvalidRequest, MethodNotAllowed, RouteNotFound
 
 ROUTE_PATH = "/token"
 ROUTE_METHOD = "POST"
@@ -16,29 +16,26 @@ MAX_BODY_BYTES = 16 * 1024
 NO_STORE = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def is_http_event(event: object) -> bool:
-    """An HTTP API 2.0 event, told apart from a direct request by its request context's `http`.
-
-    A direct request that happens to hold `version` or `requestContext` is still a direct
-    request (and is then refused for its unknown fields)."""
+def is_http_event(event: object) -> TypeGuard[dict[str, Any]]:
+    """An HTTP API 2.0 event: a version, a raw path and a request context with `http`."""
     if not isinstance(event, dict) or event.get("version") != "2.0":
         return False
     context = event.get("requestContext")
     return isinstance(context, dict) and isinstance(context.get("http"), dict) and "rawPath" in event
 
 
-def parse_http_event(event: dict[str, Any]) -> tuple[object, str]:
-    """The request body as JSON and the caller's IAM ARN; raises for anything else."""
+def parse_http_event(event: object) -> tuple[object, str | None]:
+    """The request body as JSON and the caller's IAM ARN as API Gateway verified it (None when
+    the event has none); raises for an event that is not an HTTP API 2.0 request to the route."""
+    if not is_http_event(event):
+        raise InvalidRequest("this function serves only API Gateway HTTP API (payload 2.0) events")
     context = event["requestContext"]
     method = str(context["http"].get("method", "")).upper()
     if event.get("rawPath") != ROUTE_PATH and context["http"].get("path") != ROUTE_PATH:
         raise RouteNotFound("no such route; POST /token")
     if method != ROUTE_METHOD:
         raise MethodNotAllowed("POST /token is the only route")
-    caller = caller_arn(context)
-    if caller is None:
-        raise AccessDenied("the request carries no IAM caller identity")
-    return _json_body(event), caller
+    return _json_body(event), caller_arn(context)
 
 
 def caller_arn(context: dict[str, Any]) -> str | None:
@@ -50,7 +47,7 @@ def caller_arn(context: dict[str, Any]) -> str | None:
 
 def http_answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
     headers = dict(NO_STORE)
-    if status == 503 and body.get("retry_after") is not None:
+    if body.get("retry_after") is not None:
         headers["Retry-After"] = str(body["retry_after"])
     return {"statusCode": status, "headers": headers, "body": json.dumps(body)}
 

@@ -53,6 +53,23 @@ def error_answered(error: str) -> None:
         metric.add_dimension(name="error", value=error)
 
 
+def audit(*, path: str, profile: str | None, caller: str | None, source: str | None, outcome: str, status: int) -> None:
+    """One INFO line per answer: who asked for which profile, by which door, where the token came
+    from and how it ended. Never the token, the proof or anything secret."""
+    logger.info(
+        "answered",
+        extra={
+            "audit": True,
+            "path": path,
+            "profile": profile,
+            "caller": caller,
+            "source": source,
+            "outcome": outcome,
+            "status": status,
+        },
+    )
+
+
 def degraded(component: str, failure: str) -> None:
     """A dependency the broker can do without (the table) failed; callers are still served."""
     metrics.add_metric(name="CacheUnavailable", unit=MetricUnit.Count, value=1)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from broker.callers import BadCallerEntry, CallerRule, parse_caller_rule
 from broker.client_assertion import SigningKey, load_signing_key
 from broker.errors import ProfileMisconfigured
 from broker.sensitive import Sensitive
@@ -53,7 +54,7 @@ class Profile:
     scopes: frozenset[str] = frozenset()
     allowed_scopes: frozenset[str] | None = None
     token_params: dict[str, str] = field(default_factory=dict)
-    allowed_callers: tuple[str, ...] | None = None
+    allowed_callers: tuple[CallerRule, ...] = ()
 
 
 def parse_profile(name: str, secret_string: str | None) -> Profile:
@@ -154,9 +155,14 @@ def _token_params(value: Any, bad: Callable[[str], Exception]) -> dict[str, str]
     return dict(value)
 
 
-def _allowed_callers(value: Any, bad: Callable[[str], Exception]) -> tuple[str, ...] | None:
+def _allowed_callers(value: Any, bad: Callable[[str], Exception]) -> tuple[CallerRule, ...]:
+    """Required: a profile that names nobody admits nobody, and one that omits the field is a
+    mistake, never "everyone"."""
     if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(entry, str) and entry for entry in value):
-        raise bad("allowed_callers must be a list of IAM principal ARNs")
-    return tuple(value)
+        raise bad("allowed_callers is required: the IAM roles or users that may get this profile's tokens")
+    if not isinstance(value, list):
+        raise bad("allowed_callers must be a list of IAM role or user ARNs")
+    try:
+        return tuple(parse_caller_rule(entry) for entry in value)
+    except BadCallerEntry as error:
+        raise bad(str(error)) from None

@@ -8,13 +8,15 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from broker import observability
-from broker.config import Settings
+from broker.caller_identity import Caller
+from broker.callers import caller_admitted
+from broker.config import ENFORCE, Settings
 from broker.decisions import (
     CachedToken,
     cache_key,
-    caller_admitted,
     effective_min_ttl,
     is_usable,
     needs_refresh,
@@ -41,6 +43,16 @@ LEASE_SECONDS = 10.0
 POLL_FIRST_SECONDS = 0.05
 POLL_MAX_SECONDS = 0.5
 MEMORY_TIER_MAX_KEYS = 1_000
+# Where a served token came from, for the audit line.
+MEMORY = "memory"
+TABLE = "table"
+AUTHORIZATION_SERVER = "authorization_server"
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    token: CachedToken
+    source: str  # MEMORY, TABLE or AUTHORIZATION_SERVER
 
 
 class TokenService:
@@ -61,14 +73,12 @@ class TokenService:
         self._sleep = sleep
         self._memory: dict[str, CachedToken] = {}
 
-    def get_token(self, request: TokenRequest, deadline: float, caller: str | None = None) -> CachedToken:
+    def get_token(self, request: TokenRequest, caller: Caller, deadline: float) -> Served:
         """A token with at least the applicable min TTL left; `deadline` is epoch seconds.
 
-        `caller` is the IAM ARN of an HTTP caller, admitted by the profile's `allowed_callers`
-        before anything else happens; direct invocations are admitted by Lambda's own IAM."""
+        The caller is admitted by the profile's `allowed_callers` before anything else happens."""
         profile = self._profiles.get(request.profile)
-        if caller is not None and not caller_admitted(profile.allowed_callers, caller):
-            raise AccessDenied(f"this caller is not allowed to use profile {profile.name}")
+        self._admit(profile, caller)
         scopes = request.scopes or profile.scopes
         if profile.allowed_scopes is not None and not scopes <= profile.allowed_scopes:
             outside = sorted(scopes - profile.allowed_scopes)[0]
@@ -83,8 +93,7 @@ class TokenService:
             and is_usable(remembered, now, min_ttl)
             and not needs_refresh(remembered, now, self._settings.refresh_ahead_seconds)
         ):
-            observability.cache_hit("memory")
-            return remembered
+            return self._hit(MEMORY, key, remembered)
 
         entry = self._read(key)
         cached = entry.token if entry else None
@@ -93,41 +102,54 @@ class TokenService:
                 is_usable(cached, now, min_ttl)
                 and now - cached.fetched_at < self._settings.force_refresh_cooldown_seconds
             ):
-                observability.cache_hit("table")  # a renewal within the cooldown is shared
-                return self._remember(key, cached)
+                return self._hit(TABLE, key, cached)  # a renewal within the cooldown is shared
         elif is_usable(cached, now, min_ttl):
-            observability.cache_hit("table")
-            self._remember(key, cached)
+            served = self._hit(TABLE, key, cached)
             if needs_refresh(cached, now, self._settings.refresh_ahead_seconds):
-                return self._refresh_ahead(key, profile, scopes, cached, deadline)
-            return cached
+                return self._refresh_ahead(key, profile, scopes, served, deadline)
+            return served
         elif entry is None and is_usable(remembered, now, min_ttl):
             # the table is unreachable (or lost the item): the memory tier's token still serves
-            observability.cache_hit("memory")
-            return remembered
+            return self._hit(MEMORY, key, remembered)
         observability.cache_miss()
         return self._renew(key, profile, scopes, request, min_ttl, deadline, entry)
 
+    def _admit(self, profile: Profile, caller: Caller) -> None:
+        """Enforce: refuse a caller the profile does not admit. Audit: log the refusal, go on."""
+        refusal = caller.refusal
+        if refusal is None and (caller.arn is None or not caller_admitted(profile.allowed_callers, caller.arn)):
+            # the description never tells which profile fields exist or what they hold
+            refusal = AccessDenied("this caller may not use this profile")
+        if refusal is None:
+            return
+        if self._settings.caller_auth == ENFORCE:
+            raise refusal
+        observability.logger.warning(
+            "caller would be refused (CALLER_AUTH=audit)",
+            extra={"profile": profile.name, "caller": caller.arn, "path": caller.path, "refusal": refusal.error},
+        )
+
     def _refresh_ahead(
-        self, key: str, profile: Profile, scopes: frozenset[str], cached: CachedToken, deadline: float
-    ) -> CachedToken:
+        self, key: str, profile: Profile, scopes: frozenset[str], served: Served, deadline: float
+    ) -> Served:
         """One request renews a token about to expire; the rest, and this one on failure, keep it."""
+        cached = served.token
         owner = uuid.uuid4().hex
         now = self._clock()
         window = refresh_window(cached, self._settings.refresh_ahead_seconds)
         try:
             won = self._table.acquire_lease(key, owner, now + LEASE_SECONDS, expires_before=math.ceil(now + window))
         except CacheUnavailable:
-            return cached
+            return served
         if not won:
-            return cached
+            return served
         try:
             return self._fetch_and_store(key, profile, scopes, owner, min(deadline, now + LEASE_SECONDS))
         except BrokerError as error:
             observability.logger.warning(
                 "refresh-ahead failed; serving the cached token", extra={"profile": profile.name, "error": error.error}
             )
-            return cached
+            return served
 
     def _renew(
         self,
@@ -138,7 +160,7 @@ class TokenService:
         min_ttl: int,
         deadline: float,
         entry: TableEntry | None,
-    ) -> CachedToken:
+    ) -> Served:
         """Single flight: take the lease and fetch, or wait for whoever holds it."""
         started = self._clock()
         wanted_since = started - self._settings.force_refresh_cooldown_seconds if request.force_refresh else None
@@ -148,11 +170,10 @@ class TokenService:
             if entry is not None:
                 token = entry.token
                 if is_usable(token, now, min_ttl) and (wanted_since is None or token.fetched_at >= wanted_since):
-                    observability.cache_hit("table")
-                    return self._remember(key, token)
+                    return self._hit(TABLE, key, token)
                 if token is not None and token.fetched_at >= started:
                     # renewed for this request's wait, yet too short-lived for it
-                    return self._checked(token, request, min_ttl)
+                    return self._checked(Served(token, TABLE), request, min_ttl)
                 _raise_remembered(entry.refusal, now)
             owner = uuid.uuid4().hex
             fetched_before = wanted_since
@@ -171,8 +192,8 @@ class TokenService:
                 # No table, no coordination: this container asks for itself.
                 return self._checked(self._fetch_and_store(key, profile, scopes, "", deadline), request, min_ttl)
             if won:
-                token = self._fetch_and_store(key, profile, scopes, owner, min(deadline, now + LEASE_SECONDS))
-                return self._checked(token, request, min_ttl)
+                fetched = self._fetch_and_store(key, profile, scopes, owner, min(deadline, now + LEASE_SECONDS))
+                return self._checked(fetched, request, min_ttl)
             # jitter, not cryptography: the standard generator is the right tool
             wait = random.uniform(poll / 2, poll)  # noqa: S311  # nosec B311
             if self._clock() + wait >= deadline:
@@ -183,7 +204,7 @@ class TokenService:
 
     def _fetch_and_store(
         self, key: str, profile: Profile, scopes: frozenset[str], owner: str, deadline: float
-    ) -> CachedToken:
+    ) -> Served:
         try:
             issued = self._fetch_with_rotation(profile, scopes, deadline)
         except BrokerError as error:
@@ -206,7 +227,7 @@ class TokenService:
         # Without the table the token is still served, from memory, until the table is back.
         with contextlib.suppress(CacheUnavailable):
             self._table.store_token(key, token, owner)
-        return self._remember(key, token)
+        return Served(self._remember(key, token), AUTHORIZATION_SERVER)
 
     def _fetch_with_rotation(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
         try:
@@ -235,10 +256,11 @@ class TokenService:
             else:
                 self._table.release_lease(key, owner)
 
-    def _checked(self, token: CachedToken, request: TokenRequest, min_ttl: int) -> CachedToken:
+    def _checked(self, served: Served, request: TokenRequest, min_ttl: int) -> Served:
         """A fresh token that lives shorter than the min TTL cannot satisfy this request."""
+        token = served.token
         if is_usable(token, self._clock(), min_ttl):
-            return token
+            return served
         if request.min_ttl is not None and request.min_ttl >= self._settings.min_ttl_seconds:
             raise InvalidRequest(
                 f"min_ttl {request.min_ttl} is longer than a fresh token lives ({int(token.lifetime)} seconds)"
@@ -252,6 +274,10 @@ class TokenService:
             return self._table.read(key)
         except CacheUnavailable:
             return None
+
+    def _hit(self, tier: str, key: str, token: CachedToken) -> Served:
+        observability.cache_hit(tier)
+        return Served(self._remember(key, token), tier)
 
     def _remember(self, key: str, token: CachedToken) -> CachedToken:
         if key not in self._memory and len(self._memory) >= MEMORY_TIER_MAX_KEYS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.errors import InvalidRequest
@@ -15,6 +15,7 @@ SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
 MAX_SCOPES = 50
 MAX_MIN_TTL = 86_400
 FIELDS = ("profile", "scopes", "min_ttl", "force_refresh")
+DIRECT_FIELDS = (*FIELDS, "caller_proof")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,21 +24,30 @@ class TokenRequest:
     scopes: frozenset[str] | None = None
     min_ttl: int | None = None
     force_refresh: bool = False
+    # checked by caller_identity, after the request's shape; never printed (it holds a session token)
+    caller_proof: object = field(default=None, repr=False, compare=False)
 
 
-def parse_request(event: object) -> TokenRequest:
-    """Validates every field; anything else raises `InvalidRequest` naming the field."""
+def parse_request(event: object, *, direct: bool = True) -> TokenRequest:
+    """Validates every field; anything else raises `InvalidRequest` naming the field.
+
+    A direct request may carry a `caller_proof`; an HTTP request may not (API Gateway verified
+    its caller)."""
     if not isinstance(event, dict):
         raise InvalidRequest("the request must be a JSON object")
-    for field in event:
-        if field not in FIELDS:
-            raise InvalidRequest(f"unknown field {_shown(field)}; allowed: {', '.join(FIELDS)}")
+    allowed = DIRECT_FIELDS if direct else FIELDS
+    for name in event:
+        if name == "caller_proof" and not direct:
+            raise InvalidRequest("caller_proof is not allowed on the HTTP route: API Gateway verified the caller")
+        if name not in allowed:
+            raise InvalidRequest(f"unknown field {_shown(name)}; allowed: {', '.join(allowed)}")
     return TokenRequest(
         profile=_profile(event.get("profile")),
         # an empty list names no scopes, like an absent one: the profile's defaults apply
         scopes=parse_scopes(event["scopes"], "scopes") or None if event.get("scopes") is not None else None,
         min_ttl=_min_ttl(event.get("min_ttl")),
         force_refresh=_force_refresh(event.get("force_refresh")),
+        caller_proof=event.get("caller_proof"),
     )
 
 

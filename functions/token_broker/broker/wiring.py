@@ -5,9 +5,11 @@ from __future__ import annotations
 import boto3
 from botocore.config import Config
 
-from broker.config import Settings
+from broker.caller_identity import CallerIdentity
+from broker.config import ENFORCE, Settings
 from broker.profile_store import ProfileStore
 from broker.service import TokenService
+from broker.sts import Sts
 from broker.token_endpoint import TokenEndpoint
 from broker.token_sealer import TokenSealer
 from broker.token_table import TokenTable
@@ -31,4 +33,10 @@ def build_service(settings: Settings) -> TokenService:
         profiles=ProfileStore(session.client("secretsmanager", config=SECRETS_CLIENT_CONFIG), settings.secret_prefix),
         table=TokenTable(session.client("dynamodb", config=TABLE_CLIENT_CONFIG), settings.table_name, sealer),
         endpoint=TokenEndpoint(),
+    )
+
+
+def build_caller_identity(settings: Settings) -> CallerIdentity:
+    return CallerIdentity(
+        Sts(settings.region, settings.sts_endpoint_override), settings.region, settings.caller_auth == ENFORCE
     )

@@ -13,11 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from token_client.caller_proof import Broker, sign_caller_proof
+
 BROKER_FUNCTION_ENV = "TOKEN_BROKER_FUNCTION"
 # The broker's own floor (MIN_TTL_SECONDS) is 60 s; a token is not kept past that here either.
 DEFAULT_MIN_TTL_SECONDS = 60
 # A thread waiting for another's broker call gives up after this long and calls itself.
 WAIT_FOR_OTHER_SECONDS = 20.0
+# The broker accepts a proof for 5 minutes after it was signed; a new one is made after 4.
+PROOF_REUSE_SECONDS = 240.0
 
 _Key = tuple[str, frozenset[str] | None]
 
@@ -55,6 +59,16 @@ class _Call:
     error: TokenBrokerError | None = None
 
 
+@dataclass
+class _Proof:
+    fields: dict[str, Any]
+    credentials: tuple[str, str | None]  # access key id and session token it was signed with
+    signed_at: float
+
+    def __repr__(self) -> str:  # the proof holds a session token
+        return f"_Proof(signed_at={self.signed_at})"
+
+
 class TokenClient:
     """Gets tokens from the broker and keeps them in memory until they near `min_ttl`.
 
@@ -66,15 +80,20 @@ class TokenClient:
         function_name: str | None = None,
         lambda_client: Any = None,
         *,
+        session: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`function_name` (name or ARN) defaults to env `TOKEN_BROKER_FUNCTION`; `lambda_client`
-        to a boto3 Lambda client made on first use."""
+        """`function_name`, the broker's function ARN (an alias ARN too), defaults to env
+        `TOKEN_BROKER_FUNCTION`. `session` (a boto3 Session, default: a new one) signs the caller
+        proofs and makes the Lambda client, unless `lambda_client` is given."""
         name = function_name or os.environ.get(BROKER_FUNCTION_ENV)
         if not name:
             raise ValueError(f"name the broker: TokenClient(function_name=...) or env {BROKER_FUNCTION_ENV}")
+        self._broker = Broker(name)
         self.function_name = name
         self._lambda = lambda_client
+        self._session = session
+        self._proof: _Proof | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[_Key, _Token] = {}
@@ -141,6 +160,7 @@ class TokenClient:
             request["min_ttl"] = min_ttl
         if force_refresh:
             request["force_refresh"] = True
+        request["caller_proof"] = self._caller_proof()
         try:
             response = self._client().invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(request).encode()
@@ -170,11 +190,33 @@ class TokenClient:
             raise TokenBrokerError("broker_failed", 502, "the broker's answer has no access_token and expires_in")
         return _Token(value, self._clock() + expires_in)
 
+    def _caller_proof(self) -> dict[str, Any]:
+        """One proof per 4 minutes and set of credentials; a new one when the credentials change."""
+        credentials = self._boto_session().get_credentials()
+        if credentials is None:
+            raise TokenBrokerError("no_credentials", 500, "no AWS credentials to sign a caller proof with")
+        frozen = credentials.get_frozen_credentials()
+        identity = (frozen.access_key, frozen.token)
+        now = self._clock()
+        with self._lock:
+            proof = self._proof
+            if proof is not None and proof.credentials == identity and now - proof.signed_at < PROOF_REUSE_SECONDS:
+                return proof.fields
+        proof = _Proof(sign_caller_proof(frozen, self._broker), identity, now)
+        with self._lock:
+            self._proof = proof
+        return proof.fields
+
+    def _boto_session(self) -> Any:
+        if self._session is None:
+            import boto3  # made on first use, so importing this module costs no session
+
+            self._session = boto3.session.Session()
+        return self._session
+
     def _client(self) -> Any:
         if self._lambda is None:
-            import boto3  # made on first use, so importing this module costs no client
-
-            self._lambda = boto3.client("lambda")
+            self._lambda = self._boto_session().client("lambda")
         return self._lambda
 
 

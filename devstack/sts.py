@@ -1,0 +1,185 @@
+"""A strict STS stand-in on loopback, for caller proofs.
+
+moto answers `GetCallerIdentity` without checking any signature, so it cannot show that a forged,
+stale or re-targeted proof fails. This server issues credentials of its own and answers
+`GetCallerIdentity` only as AWS STS would: a SigV4 signature it verifies itself (canonical
+request, credential scope, signing key), a date within 15 minutes, `host` and `x-amz-date`
+signed, the session token that belongs to the key. It can also fail on command.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from botocore.credentials import ReadOnlyCredentials
+from werkzeug.wrappers import Request, Response
+
+from devstack.authserver import Fault
+from devstack.lambda_host import FUNCTION_ARN
+from devstack.loopback import LoopbackServer
+from token_client.caller_proof import Broker, sign_caller_proof
+
+ACCOUNT = "123456789012"
+MAX_SKEW_SECONDS = 15 * 60  # STS's own window
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key_id>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,"
+    r" ?SignedHeaders=(?P<signed_headers>[a-z0-9;-]+), ?Signature=(?P<signature>[0-9a-f]{64})"
+)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """Credentials this server issued and the identity `GetCallerIdentity` answers for them."""
+
+    arn: str
+    user_id: str
+    credentials: ReadOnlyCredentials
+
+
+class LocalSts:
+    def __init__(self, region: str = "us-east-1", port: int = 0) -> None:
+        self.region = region
+        self.caller_identity_requests = 0
+        self._issued: dict[str, Issued] = {}
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._server = LoopbackServer(self._wsgi, "local-sts", port)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> LocalSts:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def assume_role(self, role_name: str, session_name: str, account: str = ACCOUNT) -> Issued:
+        """Session credentials for `arn:aws:sts::<account>:assumed-role/<role_name>/<session_name>`."""
+        return self._issue(
+            "ASIA",
+            f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}",
+            f"AROA{secrets.token_hex(8).upper()}:{session_name}",
+            session_token=secrets.token_urlsafe(96).replace("-", "+").replace("_", "/"),
+        )
+
+    def user(self, user_name: str, account: str = ACCOUNT) -> Issued:
+        """Long-term credentials (no session token) of `arn:aws:iam::<account>:user/<user_name>`."""
+        return self._issue("AKIA", f"arn:aws:iam::{account}:user/{user_name}", f"AIDA{secrets.token_hex(8).upper()}")
+
+    def fail_next(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.caller_identity_requests = 0
+
+    def _issue(self, prefix: str, arn: str, user_id: str, session_token: str | None = None) -> Issued:
+        key_id = prefix + secrets.token_hex(8).upper()
+        issued = Issued(arn, user_id, ReadOnlyCredentials(key_id, secrets.token_urlsafe(30), session_token))
+        self._issued[key_id] = issued
+        return issued
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        with self._lock:
+            self.caller_identity_requests += 1
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            time.sleep(fault.delay)
+            response = Response(fault.body, fault.status, fault.headers, content_type=fault.content_type)
+        else:
+            response = self._answer(request)
+        return response(environ, start_response)
+
+    def _answer(self, request: Request) -> Response:
+        body = request.get_data()
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if request.method != "POST" or request.path != "/" or form.get("Action") != ["GetCallerIdentity"]:
+            return _error(request, 400, "InvalidAction", "only POST / with Action=GetCallerIdentity is served")
+        issued, problem = self._verify(request, body)
+        if issued is None:
+            return _error(request, 403, *problem)
+        result = {"Arn": issued.arn, "UserId": issued.user_id, "Account": issued.arn.split(":")[4]}
+        if "application/json" in request.headers.get("Accept", ""):
+            document = {
+                "GetCallerIdentityResponse": {
+                    "GetCallerIdentityResult": result,
+                    "ResponseMetadata": {"RequestId": secrets.token_hex(16)},
+                }
+            }
+            return Response(json.dumps(document), 200, content_type="application/json")
+        fields = "".join(f"<{name}>{value}</{name}>" for name, value in result.items())
+        result_xml = f"<GetCallerIdentityResult>{fields}</GetCallerIdentityResult>"
+        xml = f"<GetCallerIdentityResponse>{result_xml}</GetCallerIdentityResponse>"
+        return Response(xml, 200, content_type="text/xml")
+
+    def _verify(self, request: Request, body: bytes) -> tuple[Issued | None, tuple[str, str]]:
+        authorization = _AUTHORIZATION.fullmatch(request.headers.get("Authorization", ""))
+        if authorization is None:
+            return None, ("IncompleteSignature", "the Authorization header is not SigV4")
+        issued = self._issued.get(authorization["key_id"])
+        if issued is None:
+            return None, ("InvalidClientTokenId", "the security token included in the request is invalid")
+        amz_date = request.headers.get("X-Amz-Date", "")
+        signed = authorization["signed_headers"].split(";")
+        if authorization["service"] != "sts" or authorization["region"] != self.region:
+            return None, ("SignatureDoesNotMatch", "credential scope names another service or region")
+        if not {"host", "x-amz-date"} <= set(signed) or amz_date[:8] != authorization["date"]:
+            return None, ("SignatureDoesNotMatch", "host and x-amz-date must be signed")
+        try:
+            signed_at = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            return None, ("IncompleteSignature", "X-Amz-Date is not a date")
+        if abs(time.time() - signed_at) > MAX_SKEW_SECONDS:
+            return None, ("SignatureDoesNotMatch", "Signature expired")
+        token = issued.credentials.token
+        if token is not None and not hmac.compare_digest(request.headers.get("X-Amz-Security-Token", ""), token):
+            return None, ("InvalidClientTokenId", "the security token included in the request is invalid")
+        canonical_headers = "".join(f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in signed)
+        canonical_request = "\n".join(
+            ["POST", "/", "", canonical_headers, authorization["signed_headers"], hashlib.sha256(body).hexdigest()]
+        )
+        scope = f"{authorization['date']}/{self.region}/sts/aws4_request"
+        string_to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+        )
+        key = f"AWS4{issued.credentials.secret_key}".encode()
+        for part in (authorization["date"], self.region, "sts", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, authorization["signature"]):
+            return None, ("SignatureDoesNotMatch", "the request signature does not match")
+        return issued, ("", "")
+
+
+def _error(request: Request, status: int, code: str, message: str) -> Response:
+    if "application/json" in request.headers.get("Accept", ""):
+        document = {"Error": {"Code": code, "Message": message, "Type": "Sender"}, "RequestId": secrets.token_hex(16)}
+        return Response(json.dumps(document), status, content_type="application/json")
+    error = f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+    xml = f"<ErrorResponse>{error}</ErrorResponse>"
+    return Response(xml, status, content_type="text/xml")
+
+
+def with_proof(event: Any, caller: Issued, function_arn: str = FUNCTION_ARN) -> Any:
+    """`event` with a caller proof signed by `caller` (as token_client makes them), unless it is
+    not an object or already carries one."""
+    if not isinstance(event, dict) or "caller_proof" in event:
+        return event
+    return {**event, "caller_proof": sign_caller_proof(caller.credentials, Broker(function_arn))}

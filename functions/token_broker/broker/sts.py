@@ -1,0 +1,113 @@
+"""STS: checks a caller proof by sending the `GetCallerIdentity` request it signs, rebuilt,
+to the STS endpoint of the broker's own region, and reads the caller's ARN from STS's answer."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from broker import observability
+from broker.caller_proof import BODY, CallerProof, sts_request_headers
+from broker.errors import AccessDenied, AuthenticationUnavailable
+from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
+
+PARTITION_SUFFIXES = {
+    "aws": "amazonaws.com",
+    "aws-us-gov": "amazonaws.com",
+    "aws-cn": "amazonaws.com.cn",
+    "aws-iso": "c2s.ic.gov",
+    "aws-iso-b": "sc2s.sgov.gov",
+    "aws-iso-e": "cloud.adc-e.uk",
+    "aws-iso-f": "csp.hci.ic.gov",
+    "aws-eusc": "amazonaws.eu",
+}
+# STS answers in tens of milliseconds; a caller waits at most this long for it.
+BUDGET_SECONDS = 3.0
+CONNECT_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 2.0
+MAX_ANSWER_BYTES = 16 * 1024
+RETRY_AFTER_SECONDS = 1
+# STS says "try again" with these codes (HTTP 400 for throttling), and with any 5xx.
+UNAVAILABLE_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"})
+_ERROR_CODE = re.compile(r"[A-Za-z.]{1,64}")
+_XML_ERROR_CODE = re.compile(rb"<Code>([A-Za-z.]{1,64})</Code>")
+_IDENTITY_ARN = re.compile(r"arn:(?P<partition>aws(?:-[a-z]+)*):(?:sts|iam)::(?P<account>\d{12}):[\x21-\x7e]{1,2000}")
+
+POOL = pool_manager(num_pools=2, maxsize=2)
+
+
+class Sts:
+    def __init__(self, region: str, endpoint_override: str | None = None, pool: object = POOL) -> None:
+        """`endpoint_override` is the loopback STS of the local stack and tests, never another."""
+        self._region = region
+        self._override = endpoint_override
+        self._pool = pool
+
+    def caller_arn(self, proof: CallerProof, audience: str, partition: str, deadline: float) -> str:
+        """The caller's ARN, as STS's answer states it; raises `AccessDenied` when STS refuses
+        the proof and `AuthenticationUnavailable` when it cannot be asked."""
+        suffix = PARTITION_SUFFIXES.get(partition)
+        if suffix is None:
+            raise AccessDenied("the broker's partition has no known STS endpoint")
+        host = f"sts.{self._region}.{suffix}"
+        try:
+            answer = post(
+                self._pool,  # type: ignore[arg-type]
+                self._override or f"https://{host}/",
+                BODY,
+                sts_request_headers(proof, audience, host),
+                deadline=deadline,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+                max_bytes=MAX_ANSWER_BYTES,
+            )
+        except (ExchangeTimeout, ExchangeFailed) as failure:
+            observability.logger.warning("STS unreachable", extra={"failure": type(failure).__name__})
+            raise AuthenticationUnavailable(
+                "the caller proof could not be verified now", retry_after=RETRY_AFTER_SECONDS
+            ) from None
+        if answer.status == 200:
+            return _identity(answer, partition)
+        code = _error_code(answer.body)
+        observability.logger.warning("STS refused the caller proof", extra={"status": answer.status, "code": code})
+        if answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES:
+            raise AuthenticationUnavailable(
+                "the caller proof could not be verified now", retry_after=RETRY_AFTER_SECONDS
+            )
+        raise AccessDenied("STS did not accept the caller proof")
+
+
+def _identity(answer: Answer, partition: str) -> str:
+    """The ARN of a well-formed `GetCallerIdentityResult`, in the broker's partition, whose
+    account is the ARN's own; anything else is a refusal."""
+    try:
+        document = json.loads(answer.body) if len(answer.body) <= MAX_ANSWER_BYTES else None
+    except (ValueError, RecursionError):
+        document = None
+    response = document.get("GetCallerIdentityResponse") if isinstance(document, dict) else None
+    result = response.get("GetCallerIdentityResult") if isinstance(response, dict) else None
+    arn = result.get("Arn") if isinstance(result, dict) else None
+    match = _IDENTITY_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    if (
+        match is None
+        or not isinstance(result, dict)
+        or match["partition"] != partition
+        or result.get("Account") != match["account"]
+    ):
+        observability.logger.warning("STS answered without a well-formed GetCallerIdentityResult")
+        raise AccessDenied("the caller's identity could not be established")
+    return match.group(0)
+
+
+def _error_code(body: bytes) -> str:
+    """STS's error code from a JSON or XML error answer, or "unknown"; only a name, never text."""
+    try:
+        document = json.loads(body) if len(body) <= MAX_ANSWER_BYTES else None
+    except (ValueError, RecursionError):
+        document = None
+    error = document.get("Error") if isinstance(document, dict) else None
+    code = error.get("Code") if isinstance(error, dict) else None
+    if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
+        return code
+    xml = _XML_ERROR_CODE.search(body[:MAX_ANSWER_BYTES])
+    return xml.group(1).decode() if xml else "unknown"
