@@ -134,6 +134,25 @@ def no_secret_leaks(auth_server: LocalAuthorizationServer) -> Iterator[None]:
     assert not leaked, f"{len(leaked)} secrets or tokens appear in the broker's output"
 
 
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def broker_log(app_module: ModuleType) -> Iterator[list[logging.LogRecord]]:
+    """The broker's log records during one test, as its Logger made them."""
+    collector = _Collector()
+    logger = logging.getLogger(BROKER_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
+    logger.addHandler(collector)
+    yield collector.records
+    logger.removeHandler(collector)
+
+
 @dataclass
 class Profiles:
     """Creates profiles whose OAuth clients exist on the local authorization server."""

@@ -28,8 +28,10 @@ SETTINGS = Settings.from_env()
 SERVICE = build_service(SETTINGS)
 IDENTITY = build_caller_identity(SETTINGS)
 
-# (request, caller) from an event, given the deadline; raises the contract's errors in order
-Admission = Callable[[float], tuple[TokenRequest, Caller]]
+# A door parses its event into the request and the evidence of its caller (a proof, or the ARN
+# API Gateway verified), then turns that evidence into a `Caller`; each raises the contract's errors.
+Parse = Callable[[], tuple[TokenRequest, Any]]
+Identify = Callable[[Any, float], Caller]
 
 
 # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry caller proofs and
@@ -37,35 +39,39 @@ Admission = Callable[[float], tuple[TokenRequest, Caller]]
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    def admission(deadline: float) -> tuple[TokenRequest, Caller]:
+    def parse() -> tuple[TokenRequest, Any]:
         request = parse_request(event)
-        return request, IDENTITY.direct(request.caller_proof, context.invoked_function_arn, deadline)
+        return request, request.caller_proof
 
-    answer, _ = serve(DIRECT, admission, context)
+    def identify(proof: Any, deadline: float) -> Caller:
+        return IDENTITY.direct(proof, context.invoked_function_arn, deadline)
+
+    answer, _ = serve(DIRECT, context, parse, identify)
     return answer
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 def http_handler(event: Any, context: Any) -> dict[str, Any]:
-    def admission(deadline: float) -> tuple[TokenRequest, Caller]:
+    def parse() -> tuple[TokenRequest, Any]:
         body, user_arn = parse_http_event(event)
-        return parse_request(body, direct=False), http_caller(user_arn)
+        return parse_request(body, direct=False), user_arn
 
-    answer, status = serve(HTTP, admission, context)
+    answer, status = serve(HTTP, context, parse, lambda user_arn, _deadline: http_caller(user_arn))
     answer.pop("status", None)
     return http_answer(status, answer)
 
 
-def serve(path: str, admission: Admission, context: Any) -> tuple[dict[str, Any], int]:
-    """The one flow of both doors, ending in one audit line per answer."""
+def serve(path: str, context: Any, parse: Parse, identify: Identify) -> tuple[dict[str, Any], int]:
+    """The one flow of both doors (request, then caller, then token), ending in one audit line."""
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
     request: TokenRequest | None = None
     caller: Caller | None = None
     source: str | None = None
     try:
-        request, caller = admission(deadline)
+        request, evidence = parse()
         logger.append_keys(profile=request.profile)
+        caller = identify(evidence, deadline)
         served = SERVICE.get_token(request, caller, deadline)
         source = served.source
         answer, status = token_answer(served.token), 200

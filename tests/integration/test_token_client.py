@@ -11,7 +11,7 @@ import pytest
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
-from devstack.sts import Issued
+from devstack.sts import Issued, LocalSts
 from tests.conftest import Broker, Profiles, credentials_environment
 from token_client import TokenBrokerError, TokenClient
 
@@ -160,3 +160,50 @@ def test_a_min_ttl_above_the_cached_life_leads_to_a_new_invocation(
     assert len(lambda_api.invocations) == 2
     assert lambda_api.invocations[1]["min_ttl"] == 2000
     assert longer == auth_server.issued[-1]
+
+
+class RotatingSession:
+    """A boto3 session stand-in whose credentials change when told, as a role's do on renewal."""
+
+    def __init__(self, caller: Issued) -> None:
+        self.caller = caller
+
+    def get_credentials(self) -> Any:
+        frozen = self.caller.credentials
+        return type("Credentials", (), {"get_frozen_credentials": lambda _self: frozen})()
+
+
+def test_one_proof_serves_four_minutes_and_one_set_of_credentials(
+    lambda_api: LocalLambdaApi,
+    tokens: TokenClient,
+    profiles: Profiles,
+    consumer: Issued,
+    local_sts: LocalSts,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import token_client.client
+
+    signed: list[dict[str, Any]] = []
+    real_sign = token_client.client.sign_caller_proof
+
+    def counting_sign(*args: Any) -> dict[str, Any]:
+        signed.append(real_sign(*args))
+        return signed[-1]
+
+    monkeypatch.setattr(token_client.client, "sign_caller_proof", counting_sign)
+    now = [1_000_000.0]
+    session = RotatingSession(consumer)
+    client = TokenClient(lambda_api.function_arn, tokens._client(), session=session, clock=lambda: now[0])
+
+    client.get_token(profiles.create())
+    now[0] += 239
+    client.get_token(profiles.create())  # the same proof, 239 s later
+    now[0] += 2
+    client.get_token(profiles.create())  # 241 s: a new one
+    session.caller = local_sts.assume_role("orders-consumer", "orders-fn-renewed")
+    client.get_token(profiles.create())  # new credentials: a new one at once
+
+    assert len(signed) == 3
+    proofs = [event["caller_proof"] for event in lambda_api.invocations]
+    assert proofs[0] == proofs[1]
+    assert proofs[3]["security_token"] == session.caller.credentials.token
