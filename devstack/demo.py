@@ -1,7 +1,8 @@
 """`make demo`: the broker's main job on this machine, with local AWS and a local OAuth server.
 
-Shows a cold fetch, a memory hit, and a DynamoDB hit from a fresh container (a new process),
-then stops everything it started. Tokens are shown as fingerprints, never in full.
+Shows a cold fetch, a memory hit, and a DynamoDB hit from a fresh container (a new process), each
+for a caller whose proof the local STS verified and whom the profile admits; then a caller the
+profile does not admit and one without a proof. Tokens are shown as fingerprints, never in full.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from typing import Any
 
 from devstack.container import ContainerProcess
 from devstack.lambda_host import invoke, load_handler_module
 from devstack.stack import DEMO_PROFILE, LocalStack
+from devstack.sts import Issued, with_proof
 
 TIERS = {"MemoryHit": "memory tier", "TableHit": "DynamoDB tier", "TokenRequests": "authorization server"}
 
@@ -33,9 +36,9 @@ def describe(step: str, answer: dict[str, Any], metrics: list[str], milliseconds
     )
 
 
-def fresh_container(environment: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+def fresh_container(environment: dict[str, str], event: dict[str, Any], caller: Issued) -> dict[str, Any]:
     """One invocation in a new process: a new Lambda container sharing only the table."""
-    container = ContainerProcess.start(environment)
+    container = ContainerProcess.start(environment, caller=caller)
     container.wait_ready()
     result = container.invoke(event)
     container.close()
@@ -43,18 +46,29 @@ def fresh_container(environment: dict[str, str], event: dict[str, Any]) -> dict[
 
 
 def main() -> None:
+    # an error answer publishes its metric on its own; Powertools warns that the rest is empty
+    warnings.filterwarnings("ignore", "No application metrics to publish")
     print("Token Broker demo: local AWS (moto) and a local OAuth 2.0 server, no Docker, no AWS account\n")
     with LocalStack() as stack:
         print("\n".join(stack.describe()), "\n")
         os.environ.update(stack.environment)
         app = load_handler_module()
+        developer = stack.developer
+        assert developer is not None  # noqa: S101 - set when the stack starts
         event = {"profile": DEMO_PROFILE}
-        print(f"Invoking the handler with {json.dumps(event)}:")
+        print(f"Invoking the handler with {json.dumps(event)} and a caller proof of {developer.arn}:")
         for step in ("1. cold start, nothing cached", "2. same container again"):
-            invocation = invoke(app, event)
+            invocation = invoke(app, with_proof(event, developer))
             describe(step, invocation.answer, invocation.metrics, invocation.milliseconds)
-        other = fresh_container(stack.environment, event)
+        other = fresh_container(stack.environment, event, developer)
         describe("3. a fresh container (new process)", other["answer"], other["metrics"], other["milliseconds"])
+
+        outsider = stack.sts.assume_role("reporting", "reporting-fn")
+        print(f"\nThe profile admits {developer.arn.split('/')[1]}'s sessions only:")
+        refused = invoke(app, with_proof(event, outsider))
+        describe(f"4. {outsider.arn.split(':')[-1]}", refused.answer, refused.metrics, refused.milliseconds)
+        unproven = invoke(app, event)
+        describe("5. no caller proof", unproven.answer, unproven.metrics, unproven.milliseconds)
 
         print(f"\nToken requests the authorization server received: {len(stack.server.token_requests())}")
         print("Answer shape:", json.dumps({**other["answer"], "access_token": "..."}))

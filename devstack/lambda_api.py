@@ -20,7 +20,7 @@ from devstack.loopback import LoopbackServer
 
 # Locally nobody signs requests; an HTTP caller is this identity unless the request names
 # another in X-Local-Caller-Arn (a header the real API Gateway would never trust).
-LOCAL_CALLER_ARN = "arn:aws:iam::123456789012:user/local-developer"
+LOCAL_CALLER_ARN = "arn:aws:sts::123456789012:assumed-role/local-developer/local-session"
 CALLER_HEADER = "X-Local-Caller-Arn"
 
 

@@ -28,13 +28,18 @@ def main() -> None:
         url = api.endpoint_url
         print("Token Broker, local stack (Ctrl-C stops it)\n")
         print("\n".join(stack.describe()))
-        print(f"  Lambda Invoke API      {url}/2015-03-31/functions/{api.function_name}/invocations")
+        developer = stack.developer
+        assert developer is not None  # noqa: S101 - set when the stack starts
+        credentials = developer.credentials
+        print(f"  Lambda Invoke API      {url}/2015-03-31/functions/{api.function_arn}/invocations")
         print(f"  HTTP route             POST {url}/token  (caller {LOCAL_CALLER_ARN}, or header {CALLER_HEADER})")
-        print("\nFrom another shell:")
-        print(f"  AWS_ENDPOINT_URL_LAMBDA={url} TOKEN_BROKER_FUNCTION={api.function_name} \\")
-        print("  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1 \\")
+        print(f"  local developer        {developer.arn}  (credentials from the local STS, below)")
+        print("\nFrom another shell, as the local developer (the demo profile admits that role):")
+        print(f"  AWS_ENDPOINT_URL_LAMBDA={url} TOKEN_BROKER_FUNCTION={api.function_arn} \\")
+        print(f"  AWS_ACCESS_KEY_ID={credentials.access_key} AWS_SECRET_ACCESS_KEY={credentials.secret_key} \\")
+        print(f"  AWS_SESSION_TOKEN={credentials.token} AWS_DEFAULT_REGION=us-east-1 \\")
         print(
-            "    PYTHONPATH=layers/token_client/python python -c "
+            "    PYTHONPATH=layers/token_client/python .venv/bin/python -c "
             f"'from token_client import TokenClient; print(TokenClient().auth_header(\"{DEMO_PROFILE}\"))'"
         )
         print(f'  curl -s -X POST {url}/token -d \'{{"profile": "{DEMO_PROFILE}"}}\'\n', flush=True)

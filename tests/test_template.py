@@ -42,15 +42,24 @@ def test_the_template_passes_the_linters(command: tuple[str, ...]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_function_is_wired_as_the_contract_names_it() -> None:
-    function = RESOURCES["TokenBrokerFunction"]["Properties"]
+BROKER_FUNCTIONS = ("TokenBrokerFunction", "TokenBrokerHttpFunction")
+
+
+def test_the_functions_are_wired_as_the_contract_names_them() -> None:
+    direct = RESOURCES["TokenBrokerFunction"]["Properties"]
+    http = RESOURCES["TokenBrokerHttpFunction"]["Properties"]
     globals_ = TEMPLATE["Globals"]["Function"]
-    assert function["CodeUri"] == "functions/token_broker/"
-    assert function["Handler"] == "app.lambda_handler"
+    assert direct["CodeUri"] == http["CodeUri"] == "functions/token_broker/"
+    assert (direct["Handler"], http["Handler"]) == ("app.lambda_handler", "app.http_handler")
+    assert "Events" not in direct  # nothing but consumers with the invoke policy reaches it
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["Tracing"] == "Active"
-    assert function["Environment"]["Variables"]["TOKEN_TABLE_NAME"] == {"Ref": "TokenTable"}
+    assert direct["Environment"] == http["Environment"]
+    variables = direct["Environment"]["Variables"]
+    assert variables["TOKEN_TABLE_NAME"] == {"Ref": "TokenTable"}
+    assert variables["CALLER_AUTH"] == {"Ref": "CallerAuth"}
+    assert TEMPLATE["Parameters"]["CallerAuth"]["Default"] == "enforce"
 
 
 def test_the_table_is_on_demand_with_ttl() -> None:
@@ -60,11 +69,9 @@ def test_the_table_is_on_demand_with_ttl() -> None:
 
 
 def test_permissions_are_least_privilege() -> None:
-    statements = [
-        statement
-        for policy in RESOURCES["TokenBrokerFunction"]["Properties"]["Policies"]
-        for statement in policy["Statement"]
-    ]
+    for name in BROKER_FUNCTIONS:
+        assert RESOURCES[name]["Properties"]["Policies"] == [{"Ref": "BrokerAccessPolicy"}], name
+    statements = RESOURCES["BrokerAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     by_sid = {statement["Sid"]: statement for statement in statements}
     for statement in statements:
         assert statement["Resource"] != "*"
@@ -79,15 +86,18 @@ def test_permissions_are_least_privilege() -> None:
 
 def test_logs_have_an_explicit_group_with_retention() -> None:
     assert RESOURCES["TokenBrokerLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-    logging_config = RESOURCES["TokenBrokerFunction"]["Properties"]["LoggingConfig"]
-    assert logging_config["LogGroup"] == {"Ref": "TokenBrokerLogGroup"}
+    for name in BROKER_FUNCTIONS:
+        logging_config = RESOURCES[name]["Properties"]["LoggingConfig"]
+        assert logging_config["LogGroup"] == {"Ref": "TokenBrokerLogGroup"}
 
 
 def test_the_http_route_requires_iam_auth_and_logs_no_bodies() -> None:
     api = RESOURCES["TokenApi"]
     assert api["Type"] == "AWS::Serverless::HttpApi"
     assert api["Properties"]["Auth"]["EnableIamAuthorizer"] is True
-    route = RESOURCES["TokenBrokerFunction"]["Properties"]["Events"]["HttpToken"]["Properties"]
+    (event,) = RESOURCES["TokenBrokerHttpFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "HttpApi"
+    route = event["Properties"]
     assert (route["Method"], route["Path"], route["PayloadFormatVersion"]) == ("POST", "/token", "2.0")
     assert route["Auth"]["Authorizer"] == "AWS_IAM"
     access_log = api["Properties"]["AccessLogSettings"]["Format"]
@@ -104,12 +114,13 @@ def test_only_the_broker_role_may_use_the_cache_key_and_only_with_its_context() 
     users = [statement for statement in statements if usage & set(statement["Action"])]
     assert len(users) == 1
     (user,) = users
-    assert user["Principal"] == {"AWS": {"Fn::GetAtt": ["TokenBrokerFunctionRole", "Arn"]}}
+    assert user["Principal"] == {"AWS": [{"Fn::GetAtt": [f"{name}Role", "Arn"]} for name in BROKER_FUNCTIONS]}
     assert sorted(user["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     context = {key.split(":")[-1]: value for key, value in user["Condition"]["StringEquals"].items()}
     assert context == ENCRYPTION_CONTEXT
-    variables = RESOURCES["TokenBrokerFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["TOKEN_KMS_KEY_ID"] == {"Fn::GetAtt": ["TokenCacheKey", "Arn"]}
+    for name in BROKER_FUNCTIONS:
+        variables = RESOURCES[name]["Properties"]["Environment"]["Variables"]
+        assert variables["TOKEN_KMS_KEY_ID"] == {"Fn::GetAtt": ["TokenCacheKey", "Arn"]}
 
 
 def test_consumers_get_a_layer_an_invoke_policy_and_exports() -> None:
@@ -118,7 +129,8 @@ def test_consumers_get_a_layer_an_invoke_policy_and_exports() -> None:
     assert "python3.13" in layer["CompatibleRuntimes"]
     (statement,) = RESOURCES["TokenBrokerInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "lambda:InvokeFunction"
-    assert statement["Resource"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}
+    assert statement["Resource"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}  # never the HTTP function
+    assert not [r for r in RESOURCES.values() if r["Type"] == "AWS::Lambda::Permission"]  # SAM grants API Gateway
     outputs = TEMPLATE["Outputs"]
     for name in (
         "TokenBrokerFunctionName",
