@@ -203,7 +203,11 @@ class Broker:
     def invoke(self, event: Any, timeout_seconds: float = 15.0, caller: Issued | None = None) -> Invocation:
         """A direct invocation; a request without a `caller_proof` gets one, signed by `caller`
         (default: the consumer role that test profiles admit)."""
-        return self._record(invoke(self.app, with_proof(event, caller or self.caller), timeout_seconds))
+        event = with_proof(event, caller or self.caller)
+        proof = event.get("caller_proof") if isinstance(event, dict) else None
+        if isinstance(proof, dict) and isinstance(proof.get("signature"), str):
+            SECRETS_USED.add(proof["signature"])  # a proof is a credential for 5 minutes: never logged
+        return self._record(invoke(self.app, event, timeout_seconds))
 
     def invoke_unsigned(self, event: Any) -> Invocation:
         """A direct invocation exactly as given: no proof is added."""

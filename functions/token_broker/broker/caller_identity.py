@@ -7,6 +7,8 @@ that `enforce` would have given, so that admission can log it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections.abc import Callable
@@ -55,22 +57,36 @@ class CallerIdentity:
 
     def _verified(self, raw_proof: object, function_arn: str, deadline: float) -> str:
         now = self._clock()
-        proof = parse_caller_proof(raw_proof, self._region, now)
-        digest = proof.digest()
-        known = self._identities.get(digest)
+        digest = _digest(raw_proof)
+        known = self._identities.get(digest) if digest else None
         if known is not None and now <= known[1]:
+            # this very proof passed every check and STS before, and is still within its window
             return known[0]
+        proof = parse_caller_proof(raw_proof, self._region, now)
         audience, partition = audience_of(function_arn)
         arn = self._sts.caller_arn(proof, audience, partition, min(deadline, now + BUDGET_SECONDS))
         if len(self._identities) >= IDENTITIES_MAX:
             self._forget_expired(now)
-        self._identities[digest] = (arn, proof.accepted_until)
+        if digest:
+            self._identities[digest] = (arn, proof.accepted_until)
         return arn
 
     def _forget_expired(self, now: float) -> None:
         self._identities = {digest: known for digest, known in self._identities.items() if known[1] >= now}
         while len(self._identities) >= IDENTITIES_MAX:
             del self._identities[next(iter(self._identities))]
+
+
+def _digest(raw_proof: object) -> str | None:
+    """A hash of the whole proof as the caller sent it (a parsed JSON value); None for anything
+    that cannot be a proof, which parsing then refuses."""
+    if not isinstance(raw_proof, dict):
+        return None
+    try:
+        canonical = json.dumps(raw_proof, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def http_caller(user_arn: str | None) -> Caller:

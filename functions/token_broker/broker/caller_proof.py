@@ -9,8 +9,6 @@ headers; CVE-2022-2385 read the identity from the request instead of STS's answe
 from __future__ import annotations
 
 import calendar
-import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -50,17 +48,6 @@ class CallerProof:
     @property
     def accepted_until(self) -> int:
         return self.signed_at + ACCEPTED_FOR_SECONDS
-
-    def digest(self) -> str:
-        """A hash of the whole proof: the key of the verified-identity cache."""
-        fields = [
-            self.credential,
-            self.amz_date,
-            self.signed_headers,
-            self.signature.reveal(),
-            self.security_token.reveal() if self.security_token is not None else None,
-        ]
-        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 def parse_caller_proof(value: object, region: str, now: float) -> CallerProof:
