@@ -54,7 +54,6 @@ def main() -> None:
         os.environ.update(stack.environment)
         app = load_handler_module()
         developer = stack.developer
-        assert developer is not None  # noqa: S101 - set when the stack starts
         event = {"profile": DEMO_PROFILE}
         print(f"Invoking the handler with {json.dumps(event)} and a caller proof of {developer.arn}:")
         for step in ("1. cold start, nothing cached", "2. same container again"):

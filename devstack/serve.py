@@ -29,7 +29,6 @@ def main() -> None:
         print("Token Broker, local stack (Ctrl-C stops it)\n")
         print("\n".join(stack.describe()))
         developer = stack.developer
-        assert developer is not None  # noqa: S101 - set when the stack starts
         credentials = developer.credentials
         print(f"  Lambda Invoke API      {url}/2015-03-31/functions/{api.function_arn}/invocations")
         print(f"  HTTP route             POST {url}/token  (caller {LOCAL_CALLER_ARN}, or header {CALLER_HEADER})")

@@ -49,13 +49,16 @@ class LocalStack:
     server: LocalAuthorizationServer = field(default_factory=LocalAuthorizationServer)
     sts: LocalSts = field(default_factory=LocalSts)
     environment: dict[str, str] = field(default_factory=dict)
-    developer: Issued | None = None
+    developer: Issued = field(init=False)
+
+    def __post_init__(self) -> None:
+        # credentials are issued by the stand-in itself; it need not be running yet
+        self.developer = self.sts.assume_role(DEVELOPER_ROLE, "local-session")
 
     def __enter__(self) -> LocalStack:
         self.aws.start()
         self.server.start()
         self.sts.start()
-        self.developer = self.sts.assume_role(DEVELOPER_ROLE, "local-session")
         create_profile(
             self.aws,
             self.server,
