@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     content_type: str = "application/json"
+    trickle: float = 0.0  # seconds between the body's bytes, sent one at a time
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,8 @@ class LocalAuthorizationServer:
                 fault = self._faults.popleft() if self._faults else None
             if fault is not None:
                 time.sleep(fault.delay)
-                response = Response(
-                    fault.body, status=fault.status, headers=fault.headers, content_type=fault.content_type
-                )
+                body: Any = _trickled(fault.body, fault.trickle) if fault.trickle else fault.body
+                response = Response(body, status=fault.status, headers=fault.headers, content_type=fault.content_type)
             else:
                 response = server.create_token_response()
                 if response.status_code == 200 and not self.send_expires_in:
@@ -246,3 +247,10 @@ class LocalAuthorizationServer:
         with self._lock:
             if generation == self._generation:  # a request that outlived a reset is not counted
                 self.requests.append(record)
+
+
+def _trickled(body: str, pause: float) -> Iterator[bytes]:
+    """The body a byte at a time, `pause` seconds apart, as a slow or hostile server sends it."""
+    for byte in body.encode():
+        time.sleep(pause)
+        yield bytes([byte])

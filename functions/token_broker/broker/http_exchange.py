@@ -36,16 +36,22 @@ class Answer:
 
 
 class _Exchange:
-    """The connection an exchange runs on, so that the watchdog thread can shut it."""
+    """The connection an exchange runs on, then its response, so that the watchdog thread can
+    shut the socket under either (http.client hands a close-delimited answer's socket over to
+    the response, leaving the connection without one)."""
 
-    __slots__ = ("connection", "expired")
+    __slots__ = ("connection", "expired", "response")
 
     def __init__(self) -> None:
         self.connection: HTTPConnection | None = None
+        self.response: urllib3.BaseHTTPResponse | None = None
         self.expired = False
 
     def expire(self) -> None:
         self.expired = True
+        if self.response is not None:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                self.response.shutdown()
         sock = getattr(self.connection, "sock", None)
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -120,7 +126,10 @@ def post(
             redirect=False,
             preload_content=False,
         )
+        exchange.response = response
         try:
+            if exchange.expired:  # the deadline passed as the headers arrived
+                raise ExchangeTimeout
             payload = response.read(max_bytes + 1)
         finally:
             if exchange.expired:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from urllib.parse import quote_plus, urlencode
 
 import urllib3
-from urllib3.util import Retry, Timeout
+from urllib3.util import Retry
 
 from broker import observability, xray
 from broker.client_assertion import ASSERTION_TYPE, client_assertion
 from broker.decisions import token_lifetime
 from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
+from broker.http_exchange import ExchangeFailed, ExchangeTimeout, pool_manager, post
 from broker.profiles import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT, Profile
 from broker.sensitive import Sensitive
 
@@ -33,7 +34,7 @@ ERROR_CODE_PATTERN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")  # RFC 67
 
 # One pool per container: TLS sessions to the authorization server are reused across requests.
 # Certificate verification is urllib3's default (CERT_REQUIRED) and is never turned off.
-POOL = urllib3.PoolManager(num_pools=8, maxsize=4, retries=False)
+POOL = pool_manager(num_pools=8, maxsize=4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +74,18 @@ class TokenEndpoint:
             started = self._clock()
             body, headers = _token_request(profile, scopes, started)  # per attempt: a fresh jti each time
             try:
-                response = self._pool.request(
-                    "POST",
+                # the deadline bounds the whole exchange: a server trickling its answer is cut off
+                answer = post(
+                    self._pool,
                     profile.token_url,
-                    body=body,
-                    headers=headers,
-                    timeout=Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, left), read=min(READ_TIMEOUT_SECONDS, left)),
-                    redirect=False,
-                    preload_content=False,
+                    body,
+                    headers,
+                    deadline=deadline,
+                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=READ_TIMEOUT_SECONDS,
+                    max_bytes=MAX_RESPONSE_BYTES,
                 )
-                try:
-                    payload = response.read(MAX_RESPONSE_BYTES + 1)
-                finally:
-                    response.release_conn()
-            except urllib3.exceptions.HTTPError as failure:
+            except (ExchangeTimeout, ExchangeFailed) as failure:
                 observability.token_request_done(profile.name, "unreachable", self._clock() - started, attempt)
                 observability.logger.warning(
                     "token endpoint unreachable",
@@ -94,11 +93,11 @@ class TokenEndpoint:
                 )
                 retry_after = None
             else:
-                status = response.status
+                status = answer.status
                 observability.token_request_done(profile.name, str(status), self._clock() - started, attempt)
                 if status not in RETRYABLE_STATUSES:
-                    return self._token_response(profile, status, payload)
-                retry_after = self._retry_after(response.headers)
+                    return self._token_response(profile, status, answer.body)
+                retry_after = self._retry_after(answer.headers)
                 observability.logger.warning(
                     "token endpoint busy",
                     extra={"profile": profile.name, "attempt": attempt, "status": status, "retry_after": retry_after},
@@ -109,7 +108,8 @@ class TokenEndpoint:
             self._sleep(wait)
         raise UpstreamUnavailable(
             "the authorization server did not issue a token in time",
-            retry_after=math.ceil(retry_after) if retry_after is not None else None,
+            # always a hint: the contract promises retry_after with every upstream_unavailable
+            retry_after=max(1, math.ceil(retry_after)) if retry_after is not None else 1,
         )
 
     def _retry_after(self, headers: urllib3.HTTPHeaderDict) -> float | None:
