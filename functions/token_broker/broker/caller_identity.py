@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.caller_proof import parse_caller_proof
+from broker.callers import PARTITION
 from broker.errors import AccessDenied, AuthenticationUnavailable, BrokerError, InternalError
 from broker.sts import BUDGET_SECONDS, Sts
 
@@ -22,7 +23,7 @@ DIRECT = "direct"
 HTTP = "http"
 IDENTITIES_MAX = 4_096
 _FUNCTION_ARN = re.compile(
-    r"(?P<unqualified>arn:(?P<partition>aws(?:-[a-z]+)*):lambda:[a-z0-9-]+:\d{12}:function:[\w-]{1,64})"
+    rf"(?P<unqualified>arn:(?P<partition>{PARTITION}):lambda:[a-z0-9-]+:\d{{12}}:function:[\w-]{{1,64}})"
     r"(?::[\w$-]{1,128})?"
 )
 
@@ -41,10 +42,6 @@ class CallerIdentity:
         self._enforce = enforce
         self._clock = clock
         self._identities: dict[str, tuple[str, int]] = {}  # proof digest -> (ARN, accepted until)
-
-    @property
-    def enforce(self) -> bool:
-        return self._enforce
 
     def direct(self, raw_proof: object, function_arn: str, deadline: float) -> Caller:
         """A direct caller, from its `caller_proof`; `function_arn` is the ARN it invoked."""

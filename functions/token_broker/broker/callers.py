@@ -12,18 +12,19 @@ from dataclasses import dataclass
 
 # IAM names: 1 to 64 of these characters; paths are `/`-separated runs of the same.
 _NAME = r"[\w+=,.@-]{1,64}"
-_PARTITION = r"aws(?:-[a-z]+)*"
+# AWS partitions: aws, aws-cn, aws-us-gov, aws-iso-b, ...
+PARTITION = r"aws(?:-[a-z]+)*"
 _ENTRY = re.compile(
-    rf"arn:(?P<partition>{_PARTITION}):iam::(?P<account>\d{{12}}):(?P<kind>role|user)/"
+    rf"arn:(?P<partition>{PARTITION}):iam::(?P<account>\d{{12}}):(?P<kind>role|user)/"
     rf"(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>{_NAME}\*?|\*)",
     re.ASCII,
 )
 _SESSION = re.compile(
-    rf"arn:(?P<partition>{_PARTITION}):sts::(?P<account>\d{{12}}):assumed-role/(?P<name>{_NAME})/[\w+=,.@-]{{1,64}}",
+    rf"arn:(?P<partition>{PARTITION}):sts::(?P<account>\d{{12}}):assumed-role/(?P<name>{_NAME})/[\w+=,.@-]{{1,64}}",
     re.ASCII,
 )
 _USER = re.compile(
-    rf"arn:(?P<partition>{_PARTITION}):iam::(?P<account>\d{{12}}):user/(?:[\w+=,.@-]+/)*(?P<name>{_NAME})",
+    rf"arn:(?P<partition>{PARTITION}):iam::(?P<account>\d{{12}}):user/(?:[\w+=,.@-]+/)*(?P<name>{_NAME})",
     re.ASCII,
 )
 

@@ -35,7 +35,7 @@ AUDIT = "audit"
 @dataclass(frozen=True, slots=True)
 class Settings:
     table_name: str
-    region: str = "us-east-1"
+    region: str
     secret_prefix: str = DEFAULT_SECRET_PREFIX
     kms_key_id: str | None = None
     min_ttl_seconds: int = DEFAULT_MIN_TTL

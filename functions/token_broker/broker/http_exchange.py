@@ -8,6 +8,7 @@ which ends any blocked read at once.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -33,6 +34,17 @@ class Answer:
     status: int
     headers: urllib3.HTTPHeaderDict
     body: bytes  # at most max_bytes + 1: one byte more tells that the answer was too long
+    complete: bool  # the whole body was read: it was no longer than max_bytes
+
+    def json_object(self) -> dict[str, object] | None:
+        """The body as a JSON object; None when it was too long, is not JSON, or is not an object."""
+        if not self.complete:
+            return None
+        try:
+            document = json.loads(self.body)
+        except (ValueError, RecursionError):
+            return None
+        return document if isinstance(document, dict) else None
 
 
 class _Exchange:
@@ -62,15 +74,17 @@ _current = threading.local()
 
 
 class _WatchedHTTPConnection(HTTPConnection):
+    """Tells the exchange under way on this thread which connection it runs on."""
+
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _register(self)
+        exchange = getattr(_current, "exchange", None)
+        if exchange is not None:
+            exchange.connection = self
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _register(self)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
@@ -79,12 +93,6 @@ class _WatchedHTTPPool(HTTPConnectionPool):
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
-
-
-def _register(connection: HTTPConnection) -> None:
-    exchange = getattr(_current, "exchange", None)
-    if exchange is not None:
-        exchange.connection = connection
 
 
 def pool_manager(**settings: Any) -> urllib3.PoolManager:
@@ -144,4 +152,4 @@ def post(
         _current.exchange = None
     if exchange.expired:  # the cut may read as the end of a body without a length
         raise ExchangeTimeout
-    return Answer(response.status, response.headers, payload)
+    return Answer(response.status, response.headers, payload, complete=len(payload) <= max_bytes)

@@ -3,11 +3,11 @@ to the STS endpoint of the broker's own region, and reads the caller's ARN from 
 
 from __future__ import annotations
 
-import json
 import re
 
 from broker import observability
 from broker.caller_proof import BODY, CallerProof, sts_request_headers
+from broker.callers import PARTITION
 from broker.errors import AccessDenied, AuthenticationUnavailable
 from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
 
@@ -31,7 +31,7 @@ RETRY_AFTER_SECONDS = 1
 UNAVAILABLE_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"})
 _ERROR_CODE = re.compile(r"[A-Za-z.]{1,64}")
 _XML_ERROR_CODE = re.compile(rb"<Code>([A-Za-z.]{1,64})</Code>")
-_IDENTITY_ARN = re.compile(r"arn:(?P<partition>aws(?:-[a-z]+)*):(?:sts|iam)::(?P<account>\d{12}):[\x21-\x7e]{1,2000}")
+_IDENTITY_ARN = re.compile(rf"arn:(?P<partition>{PARTITION}):(?:sts|iam)::(?P<account>\d{{12}}):[\x21-\x7e]{{1,2000}}")
 
 POOL = pool_manager(num_pools=2, maxsize=2)
 
@@ -68,7 +68,7 @@ class Sts:
             ) from None
         if answer.status == 200:
             return _identity(answer, partition)
-        code = _error_code(answer.body)
+        code = _error_code(answer)
         observability.logger.warning("STS refused the caller proof", extra={"status": answer.status, "code": code})
         if answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES:
             raise AuthenticationUnavailable(
@@ -80,11 +80,8 @@ class Sts:
 def _identity(answer: Answer, partition: str) -> str:
     """The ARN of a well-formed `GetCallerIdentityResult`, in the broker's partition, whose
     account is the ARN's own; anything else is a refusal."""
-    try:
-        document = json.loads(answer.body) if len(answer.body) <= MAX_ANSWER_BYTES else None
-    except (ValueError, RecursionError):
-        document = None
-    response = document.get("GetCallerIdentityResponse") if isinstance(document, dict) else None
+    document = answer.json_object()
+    response = document.get("GetCallerIdentityResponse") if document else None
     result = response.get("GetCallerIdentityResult") if isinstance(response, dict) else None
     arn = result.get("Arn") if isinstance(result, dict) else None
     match = _IDENTITY_ARN.fullmatch(arn) if isinstance(arn, str) else None
@@ -99,15 +96,12 @@ def _identity(answer: Answer, partition: str) -> str:
     return match.group(0)
 
 
-def _error_code(body: bytes) -> str:
+def _error_code(answer: Answer) -> str:
     """STS's error code from a JSON or XML error answer, or "unknown"; only a name, never text."""
-    try:
-        document = json.loads(body) if len(body) <= MAX_ANSWER_BYTES else None
-    except (ValueError, RecursionError):
-        document = None
-    error = document.get("Error") if isinstance(document, dict) else None
+    document = answer.json_object()
+    error = document.get("Error") if document else None
     code = error.get("Code") if isinstance(error, dict) else None
     if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
         return code
-    xml = _XML_ERROR_CODE.search(body[:MAX_ANSWER_BYTES])
+    xml = _XML_ERROR_CODE.search(answer.body[:MAX_ANSWER_BYTES])
     return xml.group(1).decode() if xml else "unknown"

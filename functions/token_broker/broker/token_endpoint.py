@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import math
 import random
 import re
@@ -19,7 +18,7 @@ from broker import observability, xray
 from broker.client_assertion import ASSERTION_TYPE, client_assertion
 from broker.decisions import token_lifetime
 from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
-from broker.http_exchange import ExchangeFailed, ExchangeTimeout, pool_manager, post
+from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
 from broker.profiles import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT, Profile
 from broker.sensitive import Sensitive
 
@@ -96,7 +95,7 @@ class TokenEndpoint:
                 status = answer.status
                 observability.token_request_done(profile.name, str(status), self._clock() - started, attempt)
                 if status not in RETRYABLE_STATUSES:
-                    return self._token_response(profile, status, answer.body)
+                    return self._token_response(profile, answer)
                 retry_after = self._retry_after(answer.headers)
                 observability.logger.warning(
                     "token endpoint busy",
@@ -125,8 +124,8 @@ class TokenEndpoint:
             return max(0.0, int(reset) - self._clock())
         return None
 
-    def _token_response(self, profile: Profile, status: int, payload: bytes) -> IssuedToken:
-        document = _json_object(payload)
+    def _token_response(self, profile: Profile, answer: Answer) -> IssuedToken:
+        document, status = answer.json_object(), answer.status
         if status != 200:
             code = document.get("error") if document else None
             if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
@@ -185,13 +184,3 @@ def _token_request(profile: Profile, scopes: frozenset[str], now: float) -> tupl
     else:
         raise ProfileMisconfigured(f"profile {profile.name}: no credentials for auth_method {profile.auth_method}")
     return urlencode(form), headers
-
-
-def _json_object(payload: bytes) -> dict[str, object] | None:
-    if len(payload) > MAX_RESPONSE_BYTES:
-        return None
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
