@@ -107,6 +107,32 @@ class Fault:
     content_type: str = "application/json"
     trickle: float = 0.0  # seconds between the body's bytes, sent one at a time
 
+    def response(self) -> Response:
+        """The answer, after `delay`; the body trickled when `trickle` says so."""
+        time.sleep(self.delay)
+        body: Any = _trickled(self.body, self.trickle) if self.trickle else self.body
+        return Response(body, status=self.status, headers=self.headers, content_type=self.content_type)
+
+
+class Faults:
+    """The answers a local server gives instead of its own, one per request, in order."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Fault] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, *faults: Fault) -> None:
+        with self._lock:
+            self._queue.extend(faults)
+
+    def next(self) -> Fault | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
 
 @dataclass(frozen=True)
 class TokenRequestRecord:
@@ -128,7 +154,7 @@ class LocalAuthorizationServer:
         self.delay = 0.0
         self.issued: list[str] = []
         self.requests: list[TokenRequestRecord] = []
-        self._faults: deque[Fault] = deque()
+        self.faults = Faults()
         self._generation = 0
         self._lock = threading.Lock()
         self._server = LoopbackServer(self._build_app(), "local-oauth", port)
@@ -164,12 +190,11 @@ class LocalAuthorizationServer:
 
     def fail_next(self, *faults: Fault) -> None:
         """The next requests get these answers, one each, in order."""
-        with self._lock:
-            self._faults.extend(faults)
+        self.faults.add(*faults)
 
     def reset(self) -> None:
+        self.faults.clear()
         with self._lock:
-            self._faults.clear()
             self.requests.clear()
             self._generation += 1
         self.lifetime, self.send_expires_in, self.jwt_tokens, self.delay = 3600, True, False, 0.0
@@ -192,12 +217,9 @@ class LocalAuthorizationServer:
             generation = self._generation
             if self.delay:
                 time.sleep(self.delay)
-            with self._lock:
-                fault = self._faults.popleft() if self._faults else None
+            fault = self.faults.next()
             if fault is not None:
-                time.sleep(fault.delay)
-                body: Any = _trickled(fault.body, fault.trickle) if fault.trickle else fault.body
-                response = Response(body, status=fault.status, headers=fault.headers, content_type=fault.content_type)
+                response = fault.response()
             else:
                 response = server.create_token_response()
                 if response.status_code == 200 and not self.send_expires_in:

@@ -17,7 +17,6 @@ import re
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,7 +24,7 @@ from urllib.parse import parse_qs
 from botocore.credentials import ReadOnlyCredentials
 from werkzeug.wrappers import Request, Response
 
-from devstack.authserver import Fault
+from devstack.authserver import Fault, Faults
 from devstack.lambda_host import FUNCTION_ARN
 from devstack.loopback import LoopbackServer
 from token_client.caller_proof import Broker, sign_caller_proof
@@ -52,7 +51,7 @@ class LocalSts:
         self.region = region
         self.caller_identity_requests = 0
         self._issued: dict[str, Issued] = {}
-        self._faults: deque[Fault] = deque()
+        self.faults = Faults()
         self._lock = threading.Lock()
         self._server = LoopbackServer(self._wsgi, "local-sts", port)
 
@@ -81,12 +80,12 @@ class LocalSts:
         return self._issue("AKIA", f"arn:aws:iam::{account}:user/{user_name}", f"AIDA{secrets.token_hex(8).upper()}")
 
     def fail_next(self, *faults: Fault) -> None:
-        with self._lock:
-            self._faults.extend(faults)
+        """The next requests get these answers, one each, in order."""
+        self.faults.add(*faults)
 
     def reset(self) -> None:
+        self.faults.clear()
         with self._lock:
-            self._faults.clear()
             self.caller_identity_requests = 0
 
     def _issue(self, prefix: str, arn: str, user_id: str, session_token: str | None = None) -> Issued:
@@ -99,12 +98,8 @@ class LocalSts:
         request = Request(environ)
         with self._lock:
             self.caller_identity_requests += 1
-            fault = self._faults.popleft() if self._faults else None
-        if fault is not None:
-            time.sleep(fault.delay)
-            response = Response(fault.body, fault.status, fault.headers, content_type=fault.content_type)
-        else:
-            response = self._answer(request)
+        fault = self.faults.next()
+        response = fault.response() if fault is not None else self._answer(request)
         return response(environ, start_response)
 
     def _answer(self, request: Request) -> Response:

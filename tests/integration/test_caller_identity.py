@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from devstack.authserver import Fault, LocalAuthorizationServer
+from devstack.lambda_host import FUNCTION_ARN
 from devstack.sts import Issued, LocalSts, with_proof
 from tests.conftest import EVENTS, SECRETS_USED, Broker, Profiles
 
@@ -49,9 +50,8 @@ class StsCalls:
         return self._sts.caller_identity_requests - self._before
 
 
-def signed_proof(caller: Issued, function_arn: str | None = None) -> dict[str, Any]:
-    event = with_proof({}, caller, function_arn) if function_arn else with_proof({}, caller)
-    proof: dict[str, Any] = event["caller_proof"]
+def signed_proof(caller: Issued, function_arn: str = FUNCTION_ARN) -> dict[str, Any]:
+    proof: dict[str, Any] = with_proof({}, caller, function_arn)["caller_proof"]
     SECRETS_USED.add(proof["signature"])
     return proof
 
