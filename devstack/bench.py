@@ -136,9 +136,9 @@ class Bench:
         results["table_hit_calls"] = self.calls_during(table_hit)
         results["table_hit_kms_us_p50"] = round(statistics.median(timed(table_hit, TABLE_RUNS)), 1)
         sealer = TokenSealer(self.stack.aws.client("kms"), self.environment["TOKEN_KMS_KEY_ID"])
-        sealed_token = sealer.seal("cache-key", "x" * 1200)  # about a JWT access token
+        sealed_token = sealer.seal(b"cache-key", "x" * 1200)  # about a JWT access token
         results["unseal_us_p50"] = round(
-            statistics.median(timed(lambda: sealer.open("cache-key", sealed_token), HOT_RUNS)), 1
+            statistics.median(timed(lambda: sealer.open(b"cache-key", sealed_token), HOT_RUNS)), 1
         )
 
         app.SERVICE = plain

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,7 @@ class Broker:
     """The handler in this process, as one fresh Lambda container with its own table."""
 
     app: ModuleType
+    aws: LocalAws
     table_name: str
     environment: dict[str, str]
     caller: Issued
@@ -233,6 +235,43 @@ class Broker:
         self.app.SERVICE = build_service(settings)
         self.app.IDENTITY = build_caller_identity(settings)
 
+    def cache_key(self, profiles: Profiles, profile: str, scopes: frozenset[str] = frozenset()) -> str:
+        """The table's key for a profile's token, as the broker computes it."""
+        from broker.decisions import cache_key
+        from broker.profiles import parse_profile
+
+        return cache_key(parse_profile(profile, json.dumps(profiles.document(profile))), scopes)
+
+    def token_table(self) -> Any:
+        """The broker's own table adapter on this container's table, sealing with its key."""
+        from broker.token_sealer import TokenSealer
+        from broker.token_table import TokenTable
+
+        sealer = TokenSealer(self.aws.client("kms"), self.environment["TOKEN_KMS_KEY_ID"])
+        return TokenTable(self.aws.client("dynamodb"), self.table_name, sealer, refusal_seconds=30)
+
+    def seed_token(self, profiles: Profiles, profile: str, *, life_left: int, age: int) -> str:
+        """Given a token in the table, stored as a broker stores it, with `life_left` seconds to
+        go and fetched `age` seconds ago; returns it."""
+        from broker.decisions import CachedToken
+        from broker.sensitive import Sensitive
+
+        now = time.time()
+        value = f"seeded-{profile}-{secrets.token_hex(4)}"
+        token = CachedToken(Sensitive(value), "Bearer", "", int(now) + life_left, round(now - age, 3))
+        self.token_table().store_token(self.cache_key(profiles, profile), token, "")
+        return value
+
+    def item(self, profiles: Profiles, profile: str) -> dict[str, Any]:
+        """The profile's cache item as DynamoDB holds it."""
+        key = {"cache_key": {"S": self.cache_key(profiles, profile)}}
+        item: dict[str, Any] = self.aws.client("dynamodb").get_item(TableName=self.table_name, Key=key).get("Item", {})
+        return item
+
+    def put_item(self, item: dict[str, Any]) -> None:
+        """Writes an item exactly as given, as a table writer without the broker's code could."""
+        self.aws.client("dynamodb").put_item(TableName=self.table_name, Item=item)
+
     def container_processes(self, count: int, **overrides: str) -> list[ContainerProcess]:
         """`count` containers started side by side, each ready for its first event; events sent
         to them get the consumer's caller proof."""
@@ -254,7 +293,7 @@ def broker(
     app_module: ModuleType, broker_environment: dict[str, str], local_aws: LocalAws, consumer: Issued
 ) -> Iterator[Broker]:
     environment = {**broker_environment, "TOKEN_TABLE_NAME": local_aws.create_token_table()}
-    instance = Broker(app_module, environment["TOKEN_TABLE_NAME"], environment, consumer)
+    instance = Broker(app_module, local_aws, environment["TOKEN_TABLE_NAME"], environment, consumer)
     instance.new_container()
     yield instance
     for container in instance.started:

@@ -119,32 +119,37 @@ def test_default_scopes_and_token_params_are_sent(
 def test_a_min_ttl_above_the_cached_life_fetches_a_new_token(
     broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
 ) -> None:
-    # Given a cached token with about 1000 s left
-    auth_server.lifetime = 1000
+    # Given a cached token of an hour's life with about 1000 s left
     profile = profiles.create()
-    cached = broker.invoke({"profile": profile}).answer
-    auth_server.lifetime = 3600
+    cached = broker.seed_token(profiles, profile, life_left=1000, age=2600)
 
     # When a request needs 2000 s of life
     longer = broker.invoke({"profile": profile, "min_ttl": 2000}).answer
 
     # Then it gets a new token that lives long enough, and later requests get that one
-    assert longer["access_token"] != cached["access_token"]
+    assert longer["access_token"] != cached
     assert longer["expires_in"] >= 2000
     assert broker.invoke({"profile": profile}).answer["access_token"] == longer["access_token"]
 
 
-def test_a_min_ttl_longer_than_a_fresh_token_lives_is_invalid(
+def test_a_min_ttl_longer_than_a_fresh_token_lives_is_invalid_and_asks_the_server_once(
     broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
 ) -> None:
+    # Given an authorization server whose tokens live 600 s
     auth_server.lifetime = 600
     profile = profiles.create()
 
-    answer = broker.invoke({"profile": profile, "min_ttl": 3000}).answer
+    # When ten requests ask for 3000 s of life
+    answers = [broker.invoke({"profile": profile, "min_ttl": 3000}).answer for _ in range(10)]
 
-    assert answer["error"] == "invalid_request"
-    assert answer["status"] == 400
-    assert "min_ttl" in answer["error_description"]
+    # Then each is invalid_request; only the first asked the server, which taught the key's lifetime
+    for answer in answers:
+        assert answer["error"] == "invalid_request", answer
+        assert answer["status"] == 400
+        assert "min_ttl" in answer["error_description"]
+    assert len(auth_server.token_requests()) == 1
+    # and the token it fetched is the key's, served to a request that it satisfies
+    assert broker.invoke({"profile": profile}).answer["access_token"] == auth_server.issued[-1]
 
 
 def test_a_missing_expires_in_is_taken_from_the_jwt_exp(

@@ -148,12 +148,16 @@ def test_invalidate_leads_to_force_refresh(tokens: TokenClient, lambda_api: Loca
 
 
 def test_a_min_ttl_above_the_cached_life_leads_to_a_new_invocation(
-    tokens: TokenClient, lambda_api: LocalLambdaApi, profiles: Profiles, auth_server: LocalAuthorizationServer
+    tokens: TokenClient,
+    lambda_api: LocalLambdaApi,
+    broker: Broker,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
 ) -> None:
-    auth_server.lifetime = 1000
+    # Given the client holds an hour-long token with about 1000 s left
     profile = profiles.create()
+    broker.seed_token(profiles, profile, life_left=1000, age=2600)
     tokens.get_token(profile)
-    auth_server.lifetime = 3600
 
     longer = tokens.get_token(profile, min_ttl=2000)
 

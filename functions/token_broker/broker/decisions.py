@@ -16,6 +16,15 @@ DEFAULT_LIFETIME_SECONDS = 300
 # DynamoDB's TTL deletes an item up to two days late; every read checks expiry itself, and
 # this grace keeps an item around a little past its token's expiry for the renewal bookkeeping.
 TTL_GRACE_SECONDS = 3_600
+# A renewal lease lapses after this long, so a dead holder delays the fleet by seconds only.
+# The broker never writes a lease further ahead: a longer one in the table is corrupt or forged.
+LEASE_SECONDS = 10.0
+# How far the clocks of two containers (or of a container and an item's writer) may disagree.
+CLOCK_SKEW_SECONDS = 30.0
+# After a renewal failed for want of an answer (5xx, 429, timeout), nobody in the fleet tries
+# that key again for the server's retry_after, kept within these bounds.
+OUTAGE_BACKOFF_MIN_SECONDS = 5
+OUTAGE_BACKOFF_MAX_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +41,11 @@ class CachedToken:
     def lifetime(self) -> float:
         """How long the token lived when it was fetched."""
         return self.expires_at - self.fetched_at
+
+
+def outage_backoff(retry_after: int | None) -> int:
+    """Seconds the fleet leaves a key alone after a renewal found the authorization server down."""
+    return min(OUTAGE_BACKOFF_MAX_SECONDS, max(OUTAGE_BACKOFF_MIN_SECONDS, retry_after or 0))
 
 
 def cache_key(profile: Profile, scopes: frozenset[str]) -> str:
@@ -74,6 +88,12 @@ def refresh_window(token: CachedToken, refresh_ahead: int) -> float:
 
 def needs_refresh(token: CachedToken, now: float, refresh_ahead: int) -> bool:
     return life_left(token, now) < refresh_window(token, refresh_ahead)
+
+
+def unreachable_min_ttl(token: CachedToken | None, now: float, min_ttl: int) -> bool:
+    """Whether no fresh token can meet `min_ttl`: the key's current token (not yet expired)
+    lived no longer than that when it was fetched, and the next one will not live longer."""
+    return token is not None and token.expires_at > now and min_ttl >= token.lifetime
 
 
 def expires_in(token: CachedToken, now: float) -> int:

@@ -76,7 +76,14 @@ def degraded(component: str, failure: str) -> None:
     logger.warning("cache table unavailable, serving without it", extra={"component": component, "failure": failure})
 
 
-def unreadable_cache_item() -> None:
-    """A cached token that does not decrypt here: treated as a miss, never served."""
+def unreadable_cache_item(reason: str) -> None:
+    """An item that no broker wrote as it is (tampered, corrupt, or sealed under another key):
+    treated as a miss and renewed, never served. `reason` is the broker's, never the item's."""
     metrics.add_metric(name="UnreadableCacheItem", unit=MetricUnit.Count, value=1)
-    logger.warning("a cached token could not be decrypted; treating it as a miss")
+    logger.warning("a cache item cannot be used; renewing it", extra={"reason": reason})
+
+
+def cache_throttled(operation: str) -> None:
+    """DynamoDB refused for want of capacity: the request waits and reads again."""
+    metrics.add_metric(name="CacheThrottled", unit=MetricUnit.Count, value=1)
+    logger.info("cache table throttled; waiting", extra={"component": operation})

@@ -1,8 +1,16 @@
-"""Getting a token for a request: memory, then the table, then one fleet-wide renewal."""
+"""Getting a token for a request: memory, then the table, then one fleet-wide renewal.
+
+Under trouble (contract promises 2 to 4, 11 and 12):
+- a renewal ahead of expiry is one request, bounded so that it never outlasts the point where
+  the cached token falls below the caller's min TTL; its failure is remembered in the item, and
+  until that passes the fleet answers from the cache without trying again;
+- a cold key's renewer records its failure, so the requests waiting on it answer at once;
+- a throttled table is waited for, never gone around: the authorization server still gets one
+  request per key, and waits grow so that the reads on a key stay bounded.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
@@ -15,12 +23,15 @@ from broker.caller_identity import Caller
 from broker.callers import caller_admitted
 from broker.config import ENFORCE, Settings
 from broker.decisions import (
+    LEASE_SECONDS,
     CachedToken,
     cache_key,
     effective_min_ttl,
     is_usable,
     needs_refresh,
+    outage_backoff,
     refresh_window,
+    unreachable_min_ttl,
 )
 from broker.errors import (
     AccessDenied,
@@ -35,13 +46,24 @@ from broker.profile_store import ProfileStore
 from broker.profiles import Profile
 from broker.token_endpoint import IssuedToken, TokenEndpoint
 from broker.token_request import TokenRequest
-from broker.token_table import CacheUnavailable, Refusal, TableEntry, TokenTable
+from broker.token_table import REMEMBERED, CacheUnavailable, Failure, TableEntry, Throttled, TokenTable
 
-# A renewal lease lapses after this long, so a dead holder delays the fleet by seconds only.
-LEASE_SECONDS = 10.0
-# Requests waiting for another's renewal poll the table from this interval up to the cap.
+# A renewal ahead of expiry is one request, abandoned after this long: its caller holds a
+# usable token and should not wait much longer than for a cache read.
+REFRESH_AHEAD_TRY_SECONDS = 1.0
+# Less time than this before the cached token falls below the caller's min TTL is no time for a
+# try: the request renews as if the key were cold.
+REFRESH_AHEAD_LEAST_SECONDS = 0.2
+# A cold key's renewer gives up in time to record its failure before its lease lapses.
+RENEWAL_SECONDS = LEASE_SECONDS - 2
+# Requests waiting for another's renewal poll the table from this interval up to the cap; while
+# the table throttles, up to the higher cap, so that a large fleet's reads on one key stay bounded.
 POLL_FIRST_SECONDS = 0.05
 POLL_MAX_SECONDS = 0.5
+THROTTLED_POLL_MAX_SECONDS = 4.0
+# A fresh token is worth waiting this long for a throttled table: unstored, it would be fetched
+# again by the next request once the lease lapses.
+STORE_PATIENCE_SECONDS = 3.0
 MEMORY_TIER_MAX_KEYS = 1_000
 # Where a served token came from, for the audit line.
 MEMORY = "memory"
@@ -95,19 +117,28 @@ class TokenService:
         ):
             return self._hit(MEMORY, key, remembered)
 
-        entry = self._read(key)
+        try:
+            entry = self._read(key)
+        except Throttled:
+            if not request.force_refresh and is_usable(remembered, now, min_ttl):
+                return self._hit(MEMORY, key, remembered)  # renewing can wait for a table with room
+            observability.cache_miss()
+            return self._renew(key, profile, scopes, request, min_ttl, deadline, None, throttled=True)
         cached = entry.token if entry else None
+        self._refuse_unreachable(cached or remembered, request, min_ttl, now)
         if request.force_refresh:
             if (
                 is_usable(cached, now, min_ttl)
                 and now - cached.fetched_at < self._settings.force_refresh_cooldown_seconds
             ):
                 return self._hit(TABLE, key, cached)  # a renewal within the cooldown is shared
-        elif is_usable(cached, now, min_ttl):
-            served = self._hit(TABLE, key, cached)
-            if needs_refresh(cached, now, self._settings.refresh_ahead_seconds):
-                return self._refresh_ahead(key, profile, scopes, served, deadline)
-            return served
+        elif entry is not None and is_usable(cached, now, min_ttl):
+            if not needs_refresh(cached, now, self._settings.refresh_ahead_seconds):
+                return self._hit(TABLE, key, cached)
+            served = self._refresh_ahead(key, profile, scopes, request, entry, cached, min_ttl, deadline)
+            if served is not None:
+                return served
+            entry = None  # the cached token no longer serves this request: renew as for a cold key
         elif entry is None and is_usable(remembered, now, min_ttl):
             # the table is unreachable (or lost the item): the memory tier's token still serves
             return self._hit(MEMORY, key, remembered)
@@ -130,26 +161,43 @@ class TokenService:
         )
 
     def _refresh_ahead(
-        self, key: str, profile: Profile, scopes: frozenset[str], served: Served, deadline: float
-    ) -> Served:
-        """One request renews a token about to expire; the rest, and this one on failure, keep it."""
-        cached = served.token
-        owner = uuid.uuid4().hex
+        self,
+        key: str,
+        profile: Profile,
+        scopes: frozenset[str],
+        request: TokenRequest,
+        entry: TableEntry,
+        cached: CachedToken,
+        min_ttl: int,
+        deadline: float,
+    ) -> Served | None:
+        """One request renews a token about to expire, with one bounded try; the rest, and this
+        one on failure, keep the cached token. None when it no longer serves this request."""
         now = self._clock()
+        if entry.failure is not None and entry.failure.until > now:
+            return self._hit(TABLE, key, cached)  # the fleet backs off after a failed try
+        budget = min(deadline, now + REFRESH_AHEAD_TRY_SECONDS, cached.expires_at - min_ttl)
+        if budget - now < REFRESH_AHEAD_LEAST_SECONDS:
+            return None
+        owner = uuid.uuid4().hex
         window = refresh_window(cached, self._settings.refresh_ahead_seconds)
         try:
             won = self._table.acquire_lease(key, owner, now + LEASE_SECONDS, expires_before=math.ceil(now + window))
-        except CacheUnavailable:
-            return served
-        if not won:
-            return served
-        try:
-            return self._fetch_and_store(key, profile, scopes, owner, min(deadline, now + LEASE_SECONDS))
-        except BrokerError as error:
-            observability.logger.warning(
-                "refresh-ahead failed; serving the cached token", extra={"profile": profile.name, "error": error.error}
-            )
-            return served
+        except (CacheUnavailable, Throttled):
+            won = False
+        if won:
+            try:
+                fresh = self._fetch_and_store(key, profile, scopes, owner, budget=budget, deadline=deadline, attempts=1)
+                return self._checked(fresh, request, min_ttl)
+            except BrokerError as error:
+                observability.logger.warning(
+                    "refresh-ahead failed; serving the cached token while it lasts",
+                    extra={"profile": profile.name, "error": error.error},
+                )
+                if not is_usable(cached, self._clock(), min_ttl):
+                    raise
+        # served only with the life left that the caller asked for, checked again now
+        return self._hit(TABLE, key, cached) if is_usable(cached, self._clock(), min_ttl) else None
 
     def _renew(
         self,
@@ -160,8 +208,13 @@ class TokenService:
         min_ttl: int,
         deadline: float,
         entry: TableEntry | None,
+        *,
+        throttled: bool = False,
     ) -> Served:
-        """Single flight: take the lease and fetch, or wait for whoever holds it."""
+        """Single flight: take the lease and fetch, or wait for whoever holds it.
+
+        A waiter answers as soon as the item holds a token for it, or the failure that the
+        renewer recorded; while the table throttles it only reads, ever less often."""
         started = self._clock()
         wanted_since = started - self._settings.force_refresh_cooldown_seconds if request.force_refresh else None
         poll = POLL_FIRST_SECONDS
@@ -169,47 +222,65 @@ class TokenService:
             now = self._clock()
             if entry is not None:
                 token = entry.token
+                self._refuse_unreachable(token, request, min_ttl, now)
                 if is_usable(token, now, min_ttl) and (wanted_since is None or token.fetched_at >= wanted_since):
                     return self._hit(TABLE, key, token)
-                if token is not None and token.fetched_at >= started:
-                    # renewed for this request's wait, yet too short-lived for it
-                    return self._checked(Served(token, TABLE), request, min_ttl)
-                _raise_remembered(entry.refusal, now)
-            owner = uuid.uuid4().hex
-            fetched_before = wanted_since
-            if entry is not None and entry.unreadable_since is not None:
-                # a token nobody here can open is as good as none: renewing it must be allowed
-                fetched_before = max(fetched_before or 0.0, entry.unreadable_since + 0.001)
-            try:
-                won = self._table.acquire_lease(
-                    key,
-                    owner,
-                    now + LEASE_SECONDS,
-                    expires_before=None if wanted_since else math.ceil(now + min_ttl),
-                    fetched_before=fetched_before,
-                )
-            except CacheUnavailable:
-                # No table, no coordination: this container asks for itself.
-                return self._checked(self._fetch_and_store(key, profile, scopes, "", deadline), request, min_ttl)
-            if won:
-                fetched = self._fetch_and_store(key, profile, scopes, owner, min(deadline, now + LEASE_SECONDS))
-                return self._checked(fetched, request, min_ttl)
+                _raise_remembered(entry.failure, now)
+            if not throttled:
+                owner = uuid.uuid4().hex
+                fetched_before = wanted_since
+                if entry is not None and entry.unreadable_since is not None:
+                    # a token that must not be served is as good as none: renewing it must be allowed
+                    fetched_before = max(fetched_before or 0.0, entry.unreadable_since + 0.001)
+                try:
+                    won = self._table.acquire_lease(
+                        key,
+                        owner,
+                        now + LEASE_SECONDS,
+                        expires_before=None if wanted_since else math.ceil(now + min_ttl),
+                        fetched_before=fetched_before,
+                    )
+                except CacheUnavailable:
+                    # No table, no coordination: this container asks for itself.
+                    fetched = self._fetch_and_store(key, profile, scopes, "", budget=deadline, deadline=deadline)
+                    return self._checked(fetched, request, min_ttl)
+                except Throttled:
+                    won, throttled = False, True
+                if won:
+                    budget = min(deadline, now + RENEWAL_SECONDS)
+                    fetched = self._fetch_and_store(key, profile, scopes, owner, budget=budget, deadline=deadline)
+                    return self._checked(fetched, request, min_ttl)
+            poll = _next_poll(poll, throttled)
             # jitter, not cryptography: the standard generator is the right tool
             wait = random.uniform(poll / 2, poll)  # noqa: S311  # nosec B311
             if self._clock() + wait >= deadline:
                 raise UpstreamUnavailable("timed out waiting for another request's token renewal", retry_after=1)
             self._sleep(wait)
-            poll = min(POLL_MAX_SECONDS, poll * 2)
-            entry = self._read(key)
+            try:
+                entry, throttled = self._read(key), False
+            except Throttled:
+                throttled = True
 
     def _fetch_and_store(
-        self, key: str, profile: Profile, scopes: frozenset[str], owner: str, deadline: float
+        self,
+        key: str,
+        profile: Profile,
+        scopes: frozenset[str],
+        owner: str,
+        *,
+        budget: float,
+        deadline: float,
+        attempts: int | None = None,
     ) -> Served:
+        """Fetches within `budget` (epoch seconds) and stores the token for the fleet; on failure,
+        tells the fleet (see `_remember_failure`)."""
         try:
-            issued = self._fetch_with_rotation(profile, scopes, deadline)
+            issued = self._fetch_with_rotation(profile, scopes, budget, attempts)
         except BrokerError as error:
-            self._after_failure(key, owner, error)
-            raise
+            answer = self._remember_failure(key, owner, error, deadline)
+            if answer is error:
+                raise
+            raise answer from error
         except Exception:
             self._table.release_lease(key, owner)
             raise
@@ -219,19 +290,21 @@ class TokenService:
             token_type=issued.token_type,
             scope=issued.scope if issued.scope is not None else " ".join(sorted(scopes)),
             expires_at=int(now) + issued.expires_in,
-            fetched_at=now,
+            fetched_at=round(now, 3),  # to the millisecond, as the table stores it
         )
         observability.logger.info(
             "token fetched", extra={"profile": profile.name, "expires_in": issued.expires_in, "renewal": bool(owner)}
         )
         # Without the table the token is still served, from memory, until the table is back.
-        with contextlib.suppress(CacheUnavailable):
-            self._table.store_token(key, token, owner)
+        self._patiently(lambda: self._table.store_token(key, token, owner), deadline)
         return Served(self._remember(key, token), AUTHORIZATION_SERVER)
 
-    def _fetch_with_rotation(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
+    def _fetch_with_rotation(
+        self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int | None
+    ) -> IssuedToken:
+        limit = {} if attempts is None else {"attempts": attempts}
         try:
-            return self._endpoint.fetch(profile, scopes, deadline)
+            return self._endpoint.fetch(profile, scopes, deadline, **limit)
         except UpstreamError as error:
             if error.upstream_error != "invalid_client":
                 raise
@@ -239,33 +312,63 @@ class TokenService:
             if rotated == profile:
                 raise
             observability.logger.info("secret re-read after invalid_client; retrying", extra={"profile": profile.name})
-            return self._endpoint.fetch(rotated, scopes, deadline)
+            return self._endpoint.fetch(rotated, scopes, deadline, **limit)
 
-    def _after_failure(self, key: str, owner: str, error: BrokerError) -> None:
-        """A refusal is remembered fleet-wide; any other failure frees the lease for the next try."""
-        if not owner:
-            return
-        with contextlib.suppress(CacheUnavailable):
-            if is_refusal(error) and self._settings.negative_cache_seconds > 0:
-                refusal = Refusal(
-                    error=error.error,
-                    upstream_error=error.upstream_error or "",
-                    until=int(self._clock()) + self._settings.negative_cache_seconds,
-                )
-                self._table.store_refusal(key, refusal, owner)
-            else:
-                self._table.release_lease(key, owner)
+    def _remember_failure(self, key: str, owner: str, error: BrokerError, deadline: float) -> BrokerError:
+        """A refusal is remembered fleet-wide for `NEGATIVE_CACHE_SECONDS`, an outage for a back-off,
+        so that waiters answer at once and nobody asks again meanwhile; any other failure frees
+        the lease for the next try. Gives the error to answer: an outage's says the back-off."""
+        now = self._clock()
+        if isinstance(error, UpstreamUnavailable):
+            backoff = outage_backoff(error.retry_after)
+            failure = Failure(error.error, "", int(now) + backoff)
+            # the caller hears the longer of the fleet's back-off and the server's own wish
+            error = UpstreamUnavailable(error.description, retry_after=max(backoff, error.retry_after or 0))
+        elif is_refusal(error) and self._settings.negative_cache_seconds > 0:
+            failure = Failure(error.error, error.upstream_error or "", int(now) + self._settings.negative_cache_seconds)
+        else:
+            self._table.release_lease(key, owner)
+            return error
+        if owner:
+            self._patiently(lambda: self._table.store_failure(key, failure, owner), deadline)
+        return error
+
+    def _patiently(self, write: Callable[[], None], deadline: float) -> None:
+        """A write the fleet needs, retried with jitter while the table throttles, for a few
+        seconds within `deadline`; without the table it is skipped."""
+        until = min(deadline, self._clock() + STORE_PATIENCE_SECONDS)
+        wait = POLL_FIRST_SECONDS
+        while True:
+            try:
+                write()
+                return
+            except CacheUnavailable:
+                return
+            except Throttled:
+                wait = _next_poll(wait, throttled=True)
+                pause = random.uniform(wait / 2, wait)  # noqa: S311  # nosec B311
+                if self._clock() + pause >= until:
+                    observability.logger.warning("cache table throttled; a write for the fleet is given up")
+                    return
+                self._sleep(pause)
+
+    def _refuse_unreachable(self, token: CachedToken | None, request: TokenRequest, min_ttl: int, now: float) -> None:
+        """A min TTL that no fresh token can meet is refused before any token request."""
+        if unreachable_min_ttl(token, now, min_ttl) and token is not None:
+            raise self._min_ttl_refusal(token, request)
 
     def _checked(self, served: Served, request: TokenRequest, min_ttl: int) -> Served:
         """A fresh token that lives shorter than the min TTL cannot satisfy this request."""
-        token = served.token
-        if is_usable(token, self._clock(), min_ttl):
+        if is_usable(served.token, self._clock(), min_ttl):
             return served
+        raise self._min_ttl_refusal(served.token, request)
+
+    def _min_ttl_refusal(self, token: CachedToken, request: TokenRequest) -> BrokerError:
         if request.min_ttl is not None and request.min_ttl >= self._settings.min_ttl_seconds:
-            raise InvalidRequest(
+            return InvalidRequest(
                 f"min_ttl {request.min_ttl} is longer than a fresh token lives ({int(token.lifetime)} seconds)"
             )
-        raise UpstreamError(
+        return UpstreamError(
             f"the authorization server's tokens live {int(token.lifetime)} seconds, less than MIN_TTL_SECONDS"
         )
 
@@ -286,13 +389,24 @@ class TokenService:
         return token
 
 
-def _raise_remembered(refusal: Refusal | None, now: float) -> None:
-    """Answers a refusal the fleet remembers, without asking the authorization server again."""
-    if refusal is None or refusal.until <= now:
+def _next_poll(poll: float, throttled: bool) -> float:
+    """The next wait: doubling up to a cap, a higher cap while the table throttles; never shorter."""
+    ceiling = THROTTLED_POLL_MAX_SECONDS if throttled else POLL_MAX_SECONDS
+    return max(poll, min(ceiling, poll * 2))
+
+
+def _raise_remembered(failure: Failure | None, now: float) -> None:
+    """Answers a failure the fleet remembers, without asking the authorization server again."""
+    if failure is None or failure.until <= now:
         return
-    error = InvalidScope if refusal.error == InvalidScope.error else UpstreamError
-    raise error(
-        f"the authorization server refused this token request recently: {refusal.upstream_error}",
-        upstream_error=refusal.upstream_error,
-        retry_after=max(1, int(refusal.until - now)),
+    retry_after = max(1, math.ceil(failure.until - now))
+    if failure.error == UpstreamUnavailable.error:
+        raise UpstreamUnavailable(
+            "the authorization server was unavailable moments ago; the fleet waits before asking again",
+            retry_after=retry_after,
+        )
+    raise REMEMBERED[failure.error](
+        f"the authorization server refused this token request recently: {failure.upstream_error}",
+        upstream_error=failure.upstream_error,
+        retry_after=retry_after,
     )

@@ -59,14 +59,17 @@ class TokenEndpoint:
         self._clock = clock
         self._sleep = sleep
 
-    def fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
-        """One token, retrying 429, 5xx and transport failures until `deadline` (epoch seconds)."""
+    def fetch(
+        self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int = MAX_ATTEMPTS
+    ) -> IssuedToken:
+        """One token, retrying 429, 5xx and transport failures until `deadline` (epoch seconds),
+        in at most `attempts` requests."""
         with xray.subsegment("token request", {"profile": profile.name, "service": observability.SERVICE}):
-            return self._fetch(profile, scopes, deadline)
+            return self._fetch(profile, scopes, deadline, attempts)
 
-    def _fetch(self, profile: Profile, scopes: frozenset[str], deadline: float) -> IssuedToken:
+    def _fetch(self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int) -> IssuedToken:
         retry_after: float | None = None
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             left = deadline - self._clock()
             if left <= 0:
                 break
@@ -102,7 +105,7 @@ class TokenEndpoint:
                     extra={"profile": profile.name, "attempt": attempt, "status": status, "retry_after": retry_after},
                 )
             wait = retry_after if retry_after is not None else _backoff(attempt)
-            if attempt == MAX_ATTEMPTS or self._clock() + wait >= deadline:
+            if attempt == attempts or self._clock() + wait >= deadline:
                 break
             self._sleep(wait)
         raise UpstreamUnavailable(

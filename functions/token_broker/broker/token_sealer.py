@@ -1,8 +1,9 @@
 """KMS: envelope encryption of cached tokens, so that reading the table yields no usable token.
 
-A data key from `GenerateDataKey` seals tokens with AES-GCM for a bounded time per container;
-the cache key is the associated data, so a sealed token copied under another key does not
-open. Decrypted data keys are kept by their ciphertext: after the first, a table hit costs no
+A data key from `GenerateDataKey` seals tokens with AES-GCM for a bounded time per container.
+The caller binds what the token must not be separated from (the table binds the cache key and
+the item's times, type and scope) as associated data: a sealed token copied elsewhere, or given
+other times, does not open. Decrypted data keys are kept by their ciphertext: after the first, a table hit costs no
 KMS call.
 """
 
@@ -60,18 +61,18 @@ class TokenSealer:
         self._current: _DataKey | None = None
         self._opened: dict[bytes, AESGCM] = {}
 
-    def seal(self, cache_key: str, token: str) -> Sealed:
+    def seal(self, associated_data: bytes, token: str) -> Sealed:
         blob, cipher = self._data_key()
         nonce = os.urandom(NONCE_BYTES)
-        return Sealed(nonce + cipher.encrypt(nonce, token.encode(), cache_key.encode()), blob)
+        return Sealed(nonce + cipher.encrypt(nonce, token.encode(), associated_data), blob)
 
-    def open(self, cache_key: str, sealed: Sealed) -> str:
+    def open(self, associated_data: bytes, sealed: Sealed) -> str:
         cipher = self._opened.get(sealed.data_key) or self._decrypt_data_key(sealed.data_key)
         nonce, ciphertext = sealed.sealed_token[:NONCE_BYTES], sealed.sealed_token[NONCE_BYTES:]
         try:
-            return cipher.decrypt(nonce, ciphertext, cache_key.encode()).decode()
+            return cipher.decrypt(nonce, ciphertext, associated_data).decode()
         except (InvalidTag, ValueError):
-            raise CannotOpen("the sealed token does not open under this cache key") from None
+            raise CannotOpen("the sealed token does not open with this associated data") from None
 
     def _data_key(self) -> tuple[bytes, AESGCM]:
         now = self._clock()

@@ -15,23 +15,31 @@ from broker.token_sealer import TokenSealer
 from broker.token_table import TokenTable
 
 # The table (and KMS, which only serves the table) is a cache: when it is slow or down, giving
-# up fast and serving without it beats waiting. Secrets Manager is needed for every cold
+# up fast and serving without it beats waiting. The SDK does not retry the table at all: a
+# throttled read is waited for by the service, which knows the request's deadline, and any
+# other failure skips the table for a while. Secrets Manager is needed for every cold
 # profile, so it gets the SDK's usual patience.
-TABLE_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 2, "mode": "standard"})
+TABLE_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 1, "mode": "standard"})
+KMS_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 2, "mode": "standard"})
 SECRETS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
 
 
 def build_service(settings: Settings) -> TokenService:
     session = boto3.session.Session()
     sealer = (
-        TokenSealer(session.client("kms", config=TABLE_CLIENT_CONFIG), settings.kms_key_id)
+        TokenSealer(session.client("kms", config=KMS_CLIENT_CONFIG), settings.kms_key_id)
         if settings.kms_key_id
         else None
     )
     return TokenService(
         settings=settings,
         profiles=ProfileStore(session.client("secretsmanager", config=SECRETS_CLIENT_CONFIG), settings.secret_prefix),
-        table=TokenTable(session.client("dynamodb", config=TABLE_CLIENT_CONFIG), settings.table_name, sealer),
+        table=TokenTable(
+            session.client("dynamodb", config=TABLE_CLIENT_CONFIG),
+            settings.table_name,
+            sealer,
+            refusal_seconds=settings.negative_cache_seconds,
+        ),
         endpoint=TokenEndpoint(),
     )
 
