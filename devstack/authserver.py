@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +152,13 @@ class LocalAuthorizationServer:
         self.send_expires_in = True
         self.jwt_tokens = False
         self.delay = 0.0
+        # while set, every request gets this answer: an outage, where `fail_next` is a blip
+        self.outage: Fault | None = None
+        self.arrived = 0  # token requests received, answered or not yet
+        # the most token requests it was answering at once (since a reset: hung ones from before
+        # do not count)
+        self.peak_in_flight = 0
+        self._in_flight: Counter[int] = Counter()  # by generation
         self.issued: list[str] = []
         self.requests: list[TokenRequestRecord] = []
         self.faults = Faults()
@@ -197,7 +204,10 @@ class LocalAuthorizationServer:
         with self._lock:
             self.requests.clear()
             self._generation += 1
+            self.peak_in_flight = 0
+            self.arrived = 0
         self.lifetime, self.send_expires_in, self.jwt_tokens, self.delay = 3600, True, False, 0.0
+        self.outage = None
 
     def token_requests(self, client_id: str | None = None) -> list[TokenRequestRecord]:
         with self._lock:
@@ -215,21 +225,32 @@ class LocalAuthorizationServer:
         @app.post("/oauth2/v1/token")
         def token() -> Response:
             generation = self._generation
-            if self.delay:
-                time.sleep(self.delay)
-            fault = self.faults.next()
-            if fault is not None:
-                response = fault.response()
-            else:
-                response = server.create_token_response()
-                if response.status_code == 200 and not self.send_expires_in:
-                    document = response.get_json()
-                    document.pop("expires_in", None)
-                    response.set_data(json.dumps(document))
+            with self._lock:
+                self.arrived += 1
+                self._in_flight[generation] += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight[self._generation])
+            try:
+                response = self._answer(server)
+            finally:
+                with self._lock:
+                    self._in_flight[generation] -= 1
             self._record(response.status_code, generation)
             return response
 
         return app
+
+    def _answer(self, server: AuthorizationServer) -> Response:
+        if self.delay:
+            time.sleep(self.delay)
+        fault = self.faults.next() or self.outage
+        if fault is not None:
+            return fault.response()
+        response: Response = server.create_token_response()
+        if response.status_code == 200 and not self.send_expires_in:
+            document = response.get_json()
+            document.pop("expires_in", None)
+            response.set_data(json.dumps(document))
+        return response
 
     def _generate_token(
         self, client: LocalClient, grant_type: str, user: Any, scope: str, **kwargs: Any

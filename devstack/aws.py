@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import boto3
@@ -20,20 +23,70 @@ REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
+DYNAMODB = "DynamoDB_20120810."
+THROTTLED = json.dumps(
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "message": "The level of configured provisioned throughput for the table was exceeded.",
+    }
+).encode()
+
+
+class KeyThrottle:
+    """DynamoDB's limit per partition, scaled down: at most `per_second` requests of one kind
+    (reads, or writes) on one item in any one second of the clock; the rest are refused as
+    DynamoDB refuses them. Counts what it let through and what it refused, per second."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.accepted: Counter[tuple[str, str, int]] = Counter()  # (kind, key, second) -> requests
+        self.refused: Counter[tuple[str, str, int]] = Counter()
+
+    def admit(self, target: str, body: bytes) -> bool:
+        try:
+            key = json.loads(body)["Key"]["cache_key"]["S"]
+        except (ValueError, KeyError, TypeError):
+            return True  # not a request on one item
+        kind = "read" if target.endswith("GetItem") else "write"
+        second = (kind, key, int(time.time()))
+        if self.accepted[second] >= self.per_second:
+            self.refused[second] += 1
+            return False
+        self.accepted[second] += 1
+        return True
+
+    def peak(self, kind: str, counts: Counter[tuple[str, str, int]] | None = None) -> int:
+        """The most requests of `kind` on one item in one second (accepted, unless told)."""
+        counts = self.accepted if counts is None else counts
+        return max((count for (k, _, _), count in counts.items() if k == kind), default=0)
+
+
 class _Serialised:
     """Answers one request at a time: DynamoDB's conditional writes are atomic, moto's are not.
 
     Also counts the calls by their JSON API target (`DynamoDB_20120810.GetItem`,
-    `TrentService.Decrypt`, ...), so tests and the benchmark can count AWS calls."""
+    `TrentService.Decrypt`, ...), so tests and the benchmark can count AWS calls; and, while a
+    `throttle` is set, refuses DynamoDB requests beyond it before moto sees them."""
 
     def __init__(self, app: Any) -> None:
         self._app = app
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        self.throttle: KeyThrottle | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "other")
+        throttle = self.throttle
+        if throttle is not None and target.startswith(DYNAMODB):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            with self._lock:
+                admitted = throttle.admit(target, body)
+            if not admitted:
+                start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")])
+                return [THROTTLED]
         with self._lock:
-            self.calls[environ.get("HTTP_X_AMZ_TARGET", "other")] += 1
+            self.calls[target] += 1
             return list(self._app(environ, start_response))
 
 
@@ -54,6 +107,15 @@ class LocalAws:
 
     def stop(self) -> None:
         self._server.stop()
+
+    @contextlib.contextmanager
+    def throttled(self, per_second: int) -> Iterator[KeyThrottle]:
+        """DynamoDB requests beyond `per_second` per item and second are refused meanwhile."""
+        throttle = self._app.throttle = KeyThrottle(per_second)
+        try:
+            yield throttle
+        finally:
+            self._app.throttle = None
 
     def calls(self, target: str) -> int:
         """How many calls this server answered for an API target such as `TrentService.Decrypt`."""

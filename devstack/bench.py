@@ -7,6 +7,10 @@ bench-results.json. Figures, not pass/fail: the test suite holds no timed assert
 - Hot path: the handler's own time for a memory hit, a DynamoDB hit (with and without KMS),
   and a renewal; and the AWS calls each makes, counted at moto's server.
 - Stampedes: 8, 16 and 32 containers (each its own process) asking for one key at once.
+- Under trouble: simulated containers (`fleet_model`) asking for a cached key through an outage
+  (every token request answered 500, or hung), for a cold key through that outage, and for a
+  cold key while the table throttles (the scale model: a few hundred containers, a table that
+  allows a fixed number of reads per item and second).
 - Artifacts: what `make build` produced, unzipped.
 """
 
@@ -21,15 +25,24 @@ from collections.abc import Callable
 from typing import Any
 
 from devstack.artifacts import BUILD, FUNCTION_CODE_LIMIT, LAYER_LIMIT, artifact_sizes
+from devstack.authserver import Fault
 from devstack.coldstart import measure as measure_cold_start
 from devstack.coldstart import tracing_environment
 from devstack.container import ContainerProcess
+from devstack.fleet_model import SimulatedFleet, latency_ms, percentile, seed_token
+from devstack.lambda_api import LOCAL_CALLER_ARN
 from devstack.lambda_host import invoke, load_handler_module
 from devstack.stack import DEMO_PROFILE, DEVELOPER_ROLE_ARN, LocalStack, create_profile
 from devstack.sts import with_proof
 from devstack.template import ROOT
 
 CONTAINER_COUNTS = (8, 16, 32)
+TROUBLE_CONTAINERS = 8
+OUTAGE_SECONDS = 12.0  # how long the containers keep asking during an outage
+# a hung server: far longer than a refresh-ahead's one try, shorter than the back-off after it,
+# so that the server's count of requests at once is the broker's, not the server's own lag
+OUTAGES = {"500": Fault(status=500), "hang (4 s)": Fault(status=503, delay=4)}
+SCALE_MODEL = (200, 50)  # containers, and reads (and writes) per item and second the table allows
 RENEWAL_DELAY_SECONDS = 0.5  # the authorization server's answer time during the stampedes
 WINDOW_LIFETIME_SECONDS = 8
 HOT_RUNS = 5_000
@@ -42,11 +55,6 @@ CALLS = (
     "TrentService.GenerateDataKey",
     "secretsmanager.GetSecretValue",
 )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def timed(action: Callable[[], Any], runs: int) -> list[float]:
@@ -66,9 +74,14 @@ class Bench:
         self.environment = {**stack.environment, "MIN_TTL_SECONDS": "1"}
 
     def profile(self) -> str:
+        return self.profile_document()[0]
+
+    def profile_document(self) -> tuple[str, dict[str, Any]]:
         name = f"bench-{os.urandom(4).hex()}"
-        create_profile(self.stack.aws, self.stack.server, name, client_id=name, allowed_callers=[DEVELOPER_ROLE_ARN])
-        return name
+        document = create_profile(
+            self.stack.aws, self.stack.server, name, client_id=name, allowed_callers=[DEVELOPER_ROLE_ARN]
+        )
+        return name, document
 
     def signed(self, event: dict[str, Any]) -> dict[str, Any]:
         """`event` with a fresh caller proof of the local developer, whom bench profiles admit."""
@@ -191,6 +204,67 @@ class Bench:
             "non_renewer_wait_ms_max": round(max(waiting), 2) if waiting else None,
         }
 
+    def trouble(self) -> dict[str, Any]:
+        """The fleet's answers when the authorization server or the table is in trouble."""
+        from broker.profiles import parse_profile
+
+        os.environ.update(self.environment)  # the simulated containers' AWS clients reach moto
+        server, results = self.stack.server, {}
+        fleet = SimulatedFleet(self.environment, TROUBLE_CONTAINERS, LOCAL_CALLER_ARN)
+        for name, outage in OUTAGES.items():
+            # a cached token inside the refresh-ahead window, as an outage begins
+            profile, document = self.profile_document()
+            seed_token(
+                fleet.settings,
+                fleet.clients,
+                parse_profile(profile, json.dumps(document)),
+                life_left=200,
+                age=3400,
+                value=f"bench-{profile}",
+            )
+            server.reset()
+            server.outage = outage
+            outcomes = fleet.ask_for({"profile": profile}, OUTAGE_SECONDS)
+            server.outage = None
+            results[f"cached_{name}"] = {
+                **latency_ms(outcomes),
+                "answers": len(outcomes),
+                "errors": sum(outcome.error is not None for outcome in outcomes),
+                "token_requests_per_second": round(server.arrived / OUTAGE_SECONDS, 2),
+                "most_token_requests_at_once": server.peak_in_flight,
+            }
+        server.reset()
+        server.outage = OUTAGES["500"]
+        outcomes = fleet.ask_at_once({"profile": self.profile()})
+        server.outage = None
+        results["cold_500"] = {
+            **latency_ms(outcomes),
+            "answers": len(outcomes),
+            "503_with_retry_after": sum(
+                bool(outcome.error and outcome.error["status"] == 503 and outcome.error.get("retry_after"))
+                for outcome in outcomes
+            ),
+            "token_requests": server.arrived,
+            "most_token_requests_at_once": server.peak_in_flight,
+        }
+        server.reset()
+        containers, per_second = SCALE_MODEL
+        fleet = SimulatedFleet(self.environment, containers, LOCAL_CALLER_ARN)
+        with self.stack.aws.throttled(per_second) as throttle:
+            outcomes = fleet.ask_at_once({"profile": self.profile()})
+        results["scale_model"] = {
+            **latency_ms(outcomes),
+            "containers": containers,
+            "allowed_reads_per_second": per_second,
+            "errors": sum(outcome.error is not None for outcome in outcomes),
+            "distinct_tokens": len({outcome.token for outcome in outcomes}),
+            "token_requests": server.arrived,
+            "reads_per_second_peak": throttle.peak("read"),
+            "reads_asked_per_second_peak": throttle.peak("read", throttle.accepted + throttle.refused),
+            "throttled_requests": sum(throttle.refused.values()),
+        }
+        return results
+
     def _all_at_once(self, containers: list[ContainerProcess], profile: str) -> list[dict[str, Any]]:
         for container in containers:
             container.send({"profile": profile})
@@ -232,6 +306,35 @@ def report(results: dict[str, Any]) -> None:
             f"| {s['containers']} | {s['cold_key_token_requests']} (goal 1) | {s['refresh_window_token_requests']} "
             f"(goal 1) | {s['non_renewer_wait_ms_p50']} / {s['non_renewer_wait_ms_max']} | {s['errors']} |"
         )
+    report_trouble(results["trouble"])
+
+
+def report_trouble(trouble: dict[str, Any]) -> None:
+    print(
+        f"\nUnder trouble ({TROUBLE_CONTAINERS} simulated containers; outages last {OUTAGE_SECONDS:.0f} s)\n"
+        "| situation | answers p50 / p95 / max (ms) | outcome | token requests | target |\n"
+        "| --- | --- | --- | --- | --- |"
+    )
+    for name in OUTAGES:
+        t = trouble[f"cached_{name}"]
+        print(
+            f"| cached key, server answers {name} | {t['p50']} / {t['p95']} / {t['max']} | "
+            f"{t['answers']} answers, {t['errors']} errors | {t['token_requests_per_second']}/s, "
+            f"at most {t['most_token_requests_at_once']} at once | p95 <= 50 ms, max <= 1000 ms, 0 errors, 1 at once |"
+        )
+    c = trouble["cold_500"]
+    print(
+        f"| cold key, server answers 500 | {c['p50']} / {c['p95']} / {c['max']} | {c['503_with_retry_after']} of "
+        f"{c['answers']} are 503 with retry_after | {c['token_requests']}, at most {c['most_token_requests_at_once']} "
+        "at once | p95 <= 5000 ms, all 503 with retry_after, 1 at once |"
+    )
+    m = trouble["scale_model"]
+    print(
+        f"| cold key, {m['containers']} containers, table allows {m['allowed_reads_per_second']} reads/s per item | "
+        f"{m['p50']} / {m['p95']} / {m['max']} | {m['errors']} errors, {m['distinct_tokens']} token(s); reads/s "
+        f"peak {m['reads_per_second_peak']} served of {m['reads_asked_per_second_peak']} asked, "
+        f"{m['throttled_requests']} throttled | {m['token_requests']} | 1 token request, 0 errors |"
+    )
 
 
 def main() -> None:
@@ -246,6 +349,8 @@ def main() -> None:
         for count in CONTAINER_COUNTS:
             print(f"stampede with {count} containers ...", flush=True)
             results["stampedes"].append(bench.stampede(count))
+        print("under trouble ...", flush=True)
+        results["trouble"] = bench.trouble()
     results["artifacts"] = artifact_sizes() if BUILD.is_dir() else {}
     if not results["artifacts"]:
         print("(no artifact sizes: run `make build` first)")

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,24 +241,18 @@ class Broker:
 
         return cache_key(parse_profile(profile, json.dumps(profiles.document(profile))), scopes)
 
-    def token_table(self) -> Any:
-        """The broker's own table adapter on this container's table, sealing with its key."""
-        from broker.token_sealer import TokenSealer
-        from broker.token_table import TokenTable
-
-        sealer = TokenSealer(self.aws.client("kms"), self.environment["TOKEN_KMS_KEY_ID"])
-        return TokenTable(self.aws.client("dynamodb"), self.table_name, sealer, refusal_seconds=30)
-
     def seed_token(self, profiles: Profiles, profile: str, *, life_left: int, age: int) -> str:
         """Given a token in the table, stored as a broker stores it, with `life_left` seconds to
         go and fetched `age` seconds ago; returns it."""
-        from broker.decisions import CachedToken
-        from broker.sensitive import Sensitive
+        from broker.config import Settings
+        from broker.profiles import parse_profile
+        from broker.wiring import aws_clients
+        from devstack.fleet_model import seed_token
 
-        now = time.time()
         value = f"seeded-{profile}-{secrets.token_hex(4)}"
-        token = CachedToken(Sensitive(value), "Bearer", "", int(now) + life_left, round(now - age, 3))
-        self.token_table().store_token(self.cache_key(profiles, profile), token, "")
+        parsed = parse_profile(profile, json.dumps(profiles.document(profile)))
+        settings = Settings.from_env(self.environment)
+        seed_token(settings, aws_clients(), parsed, life_left=life_left, age=age, value=value)
         return value
 
     def item(self, profiles: Profiles, profile: str) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from broker.decisions import (
     expires_in,
     is_usable,
     needs_refresh,
+    outage_backoff,
     token_lifetime,
+    unreachable_min_ttl,
 )
 from broker.profiles import Profile
 from broker.sensitive import Sensitive
@@ -114,3 +116,17 @@ class TestLifetime:
     @pytest.mark.parametrize("opaque", ["abc", "a.b.c", jwt_with({"sub": "x"}), "e30.!!!.x"])
     def test_a_missing_expires_in_without_a_jwt_exp_means_300_seconds(self, opaque: str) -> None:
         assert token_lifetime(None, opaque, NOW) == DEFAULT_LIFETIME_SECONDS
+
+
+@pytest.mark.parametrize(("retry_after", "backoff"), [(None, 5), (1, 5), (17, 17), (600, 60)])
+def test_the_fleet_backs_off_for_the_servers_wish_within_bounds(retry_after: int | None, backoff: int) -> None:
+    assert outage_backoff(retry_after) == backoff
+
+
+def test_a_min_ttl_is_unreachable_only_beyond_what_the_keys_current_token_lived() -> None:
+    token = CachedToken(Sensitive("t"), "Bearer", "", expires_at=1_600, fetched_at=1_000.0)  # lived 600 s
+    assert unreachable_min_ttl(token, now=1_100.0, min_ttl=600)
+    assert not unreachable_min_ttl(token, now=1_100.0, min_ttl=599)
+    assert not unreachable_min_ttl(None, now=1_100.0, min_ttl=10_000)
+    # an expired token no longer says what the next one will live: the server may have changed
+    assert not unreachable_min_ttl(token, now=1_600.0, min_ttl=10_000)

@@ -48,9 +48,9 @@ from broker.token_endpoint import IssuedToken, TokenEndpoint
 from broker.token_request import TokenRequest
 from broker.token_table import REMEMBERED, CacheUnavailable, Failure, TableEntry, Throttled, TokenTable
 
-# A renewal ahead of expiry is one request, abandoned after this long: its caller holds a
-# usable token and should not wait much longer than for a cache read.
-REFRESH_AHEAD_TRY_SECONDS = 1.0
+# A renewal ahead of expiry is one request, abandoned after this long (so that its caller, who
+# holds a usable token, is answered within a second whatever the server does).
+REFRESH_AHEAD_TRY_SECONDS = 0.8
 # Less time than this before the cached token falls below the caller's min TTL is no time for a
 # try: the request renews as if the key were cold.
 REFRESH_AHEAD_LEAST_SECONDS = 0.2
@@ -321,11 +321,12 @@ class TokenService:
         now = self._clock()
         if isinstance(error, UpstreamUnavailable):
             backoff = outage_backoff(error.retry_after)
-            failure = Failure(error.error, "", int(now) + backoff)
+            failure = Failure(error.error, "", math.ceil(now + backoff))  # never shorter than the back-off
             # the caller hears the longer of the fleet's back-off and the server's own wish
             error = UpstreamUnavailable(error.description, retry_after=max(backoff, error.retry_after or 0))
         elif is_refusal(error) and self._settings.negative_cache_seconds > 0:
-            failure = Failure(error.error, error.upstream_error or "", int(now) + self._settings.negative_cache_seconds)
+            until = int(now) + self._settings.negative_cache_seconds  # never longer than the setting
+            failure = Failure(error.error, error.upstream_error or "", until)
         else:
             self._table.release_lease(key, owner)
             return error

@@ -119,13 +119,15 @@ class TokenTable:
         expires_before: int | None = None,
         fetched_before: float | None = None,
     ) -> bool:
-        """Takes the key's renewal lease if it is free and the cached token still needs renewing.
+        """Takes the key's renewal lease if it is free, no failure is remembered, and the cached
+        token still needs renewing.
 
         The lease is free when absent, lapsed, or impossible (mistyped, or further ahead than any
-        broker writes one). The token needs renewing when it is absent or impossible, expires
-        before `expires_before`, or was fetched before `fetched_before`; checking that in the
-        same conditional write closes the race in which a request takes the lease just after
-        another has stored a fresh token.
+        broker writes one); a remembered failure counts as `read` counts it. The token needs
+        renewing when it is absent or impossible, expires before `expires_before`, or was
+        fetched before `fetched_before`. Checking all that in one conditional write closes the
+        races in which a request takes the lease just after another has stored a fresh token
+        or a failure.
         """
         now = self._clock()
         stale = [
@@ -156,6 +158,24 @@ class TokenTable:
             "attribute_not_exists(lease_until) OR NOT attribute_type(lease_until, :number) "
             "OR lease_until < :now OR lease_until > :lease_limit"
         )
+        # no failure in force, as `read` sees failures: nobody tries again during a back-off
+        no_failure = (
+            "attribute_not_exists(failed_until) OR NOT attribute_type(failed_until, :number) "
+            "OR NOT attribute_type(failure_code, :string) OR NOT failure_error IN (:refused, :scope, :outage) "
+            "OR failed_until <= :now "
+            "OR (failure_error = :outage AND failed_until > :outage_limit) "
+            "OR (NOT failure_error = :outage AND failed_until > :refusal_limit)"
+        )
+        values.update(
+            {
+                ":string": {"S": "S"},
+                ":refused": {"S": UpstreamError.error},
+                ":scope": {"S": InvalidScope.error},
+                ":outage": {"S": UpstreamUnavailable.error},
+                ":outage_limit": _n(now + OUTAGE_BACKOFF_MAX_SECONDS + CLOCK_SKEW_SECONDS),
+                ":refusal_limit": _n(now + self._refusal_seconds + CLOCK_SKEW_SECONDS),
+            }
+        )
         try:
             self._call(
                 "update_item",
@@ -163,7 +183,7 @@ class TokenTable:
                 UpdateExpression=(
                     "SET lease_owner = :owner, lease_until = :until, #ttl = if_not_exists(#ttl, :item_ttl)"
                 ),
-                ConditionExpression=f"({lease_free}) AND ({' OR '.join(stale)})",
+                ConditionExpression=f"({lease_free}) AND ({no_failure}) AND ({' OR '.join(stale)})",
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
                 ExpressionAttributeValues=values,
             )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import boto3
 from botocore.config import Config
 
@@ -24,21 +27,30 @@ KMS_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_
 SECRETS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
 
 
-def build_service(settings: Settings) -> TokenService:
+@dataclass(frozen=True, slots=True)
+class AwsClients:
+    dynamodb: Any
+    secretsmanager: Any
+    kms: Any
+
+
+def aws_clients() -> AwsClients:
     session = boto3.session.Session()
-    sealer = (
-        TokenSealer(session.client("kms", config=KMS_CLIENT_CONFIG), settings.kms_key_id)
-        if settings.kms_key_id
-        else None
+    return AwsClients(
+        dynamodb=session.client("dynamodb", config=TABLE_CLIENT_CONFIG),
+        secretsmanager=session.client("secretsmanager", config=SECRETS_CLIENT_CONFIG),
+        kms=session.client("kms", config=KMS_CLIENT_CONFIG),
     )
+
+
+def build_service(settings: Settings, clients: AwsClients | None = None) -> TokenService:
+    clients = clients or aws_clients()
+    sealer = TokenSealer(clients.kms, settings.kms_key_id) if settings.kms_key_id else None
     return TokenService(
         settings=settings,
-        profiles=ProfileStore(session.client("secretsmanager", config=SECRETS_CLIENT_CONFIG), settings.secret_prefix),
+        profiles=ProfileStore(clients.secretsmanager, settings.secret_prefix),
         table=TokenTable(
-            session.client("dynamodb", config=TABLE_CLIENT_CONFIG),
-            settings.table_name,
-            sealer,
-            refusal_seconds=settings.negative_cache_seconds,
+            clients.dynamodb, settings.table_name, sealer, refusal_seconds=settings.negative_cache_seconds
         ),
         endpoint=TokenEndpoint(),
     )

@@ -1,0 +1,377 @@
+"""Trouble at the authorization server or in the table never reaches a caller who can be served
+(contract promises 2, 4, 11 and 12), through the real handler against moto's server and the
+local authorization server."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from devstack.authserver import Fault, LocalAuthorizationServer
+from tests.conftest import CONSUMER_ROLE, Broker, Profiles
+
+TEN_YEARS = 10 * 365 * 86_400
+CONSUMER_SESSION_ARN = f"arn:aws:sts::123456789012:assumed-role/{CONSUMER_ROLE}/fleet"
+HANG = Fault(status=503, delay=4)  # far longer than a refresh-ahead's one try of 0.8 s
+
+
+def update_item(broker: Broker, profiles: Profiles, profile: str, expression: str, values: dict[str, Any]) -> None:
+    """Changes the profile's cache item as a table writer without the broker's code (or its
+    KMS key) could."""
+    broker.aws.client("dynamodb").update_item(
+        TableName=broker.table_name,
+        Key={"cache_key": {"S": broker.cache_key(profiles, profile)}},
+        UpdateExpression=expression,
+        ExpressionAttributeValues=values,
+    )
+
+
+def number(value: float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+# --- A usable cached token during an outage ---------------------------------------------------
+
+
+@pytest.mark.parametrize("outage", [Fault(status=500), HANG], ids=["500", "hang"])
+def test_an_outage_costs_one_bounded_try_then_the_fleet_answers_from_the_cache(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, outage: Fault
+) -> None:
+    # Given a cached token inside the refresh-ahead window, and a server that fails every request
+    profile = profiles.create()
+    cached = broker.seed_token(profiles, profile, life_left=200, age=3400)
+    auth_server.outage = outage
+
+    # When five containers ask, one after another
+    invocations = []
+    for _ in range(5):
+        broker.new_container()
+        invocations.append(broker.invoke({"profile": profile}))
+
+    # Then all are served the cached token; one request tried to renew it, once, within 1 s
+    assert [invocation.answer.get("access_token") for invocation in invocations] == [cached] * 5
+    assert auth_server.arrived == 1
+    assert invocations[0].milliseconds < 2_000
+    # and the rest did not try again: the failed try is remembered in the item for the fleet
+    assert max(invocation.milliseconds for invocation in invocations[1:]) < 1_000
+    item = broker.item(profiles, profile)
+    assert item["failure_error"]["S"] == "upstream_unavailable"
+    assert time.time() < float(item["failed_until"]["N"]) <= time.time() + 60
+
+
+@pytest.mark.parametrize("life_left", [9, 10, 12])
+def test_a_token_below_the_callers_min_ttl_is_never_served_however_the_renewal_went(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, life_left: int
+) -> None:
+    # Given no floor of its own, a cached token about to expire, and a hung server
+    broker.new_container(MIN_TTL_SECONDS="0")
+    profile = profiles.create()
+    broker.seed_token(profiles, profile, life_left=life_left, age=600 - life_left)
+    auth_server.outage = HANG
+
+    # When a caller needs 8 s of life
+    answer = broker.invoke({"profile": profile, "min_ttl": 8}).answer
+
+    # Then it gets a token with at least that, or a 503 that says when to come back
+    if "access_token" in answer:
+        assert answer["expires_in"] >= 8, answer
+    else:
+        assert answer["error"] == "upstream_unavailable", answer
+        assert answer["retry_after"] >= 1
+
+
+def test_a_renewal_ahead_that_succeeds_is_shared_and_clears_the_remembered_failure(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    # Given an outage remembered in the item, which has since passed
+    profile = profiles.create()
+    cached = broker.seed_token(profiles, profile, life_left=200, age=3400)
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET failed_until = :until, failure_error = :error, failure_code = :code",
+        {":until": number(int(time.time()) - 1), ":error": {"S": "upstream_unavailable"}, ":code": {"S": ""}},
+    )
+
+    # When a caller asks, the token is renewed ahead of expiry and stored without the failure
+    renewed = broker.invoke({"profile": profile}).answer["access_token"]
+
+    assert renewed != cached
+    assert "failed_until" not in broker.item(profiles, profile)
+    broker.new_container()
+    assert broker.invoke({"profile": profile}).answer["access_token"] == renewed
+
+
+def test_a_cold_keys_waiters_answer_as_soon_as_the_renewer_fails(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    # Given a server that answers 500 to everything, and eight containers without the key
+    from devstack.fleet_model import SimulatedFleet
+
+    profile = profiles.create()
+    fleet = SimulatedFleet(broker.environment, 8, CONSUMER_SESSION_ARN)
+    auth_server.outage = Fault(status=500)
+
+    # When they all ask at once
+    outcomes = fleet.ask_at_once({"profile": profile})
+
+    # Then one of them tried (its bounded retries, one at a time), and all answered 503 with
+    # retry_after as soon as it had failed, instead of waiting out their own deadlines
+    for outcome in outcomes:
+        assert outcome.error is not None, outcome
+        assert outcome.error["error"] == "upstream_unavailable"
+        assert outcome.error["retry_after"] >= 1
+    assert auth_server.arrived <= 4
+    assert auth_server.peak_in_flight == 1
+    assert max(outcome.seconds for outcome in outcomes) < 6
+    # and a container asking during the back-off is answered at once, without a token request
+    again = fleet.ask(0, {"profile": profile})
+    assert again.error is not None
+    assert again.error["error"] == "upstream_unavailable"
+    assert auth_server.arrived <= 4
+
+
+# --- Lifetime-aware min_ttl -----------------------------------------------------------------
+
+
+def test_a_min_ttl_longer_than_the_keys_tokens_live_is_refused_without_touching_the_cache(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    # Given a cached token of a key whose tokens live 600 s
+    auth_server.lifetime = 600
+    profile = profiles.create()
+    cached = broker.invoke({"profile": profile}).answer["access_token"]
+
+    # When callers in fresh containers ask for 900 s
+    answers = []
+    for _ in range(5):
+        broker.new_container()
+        answers.append(broker.invoke({"profile": profile, "min_ttl": 900}).answer)
+
+    # Then each is invalid_request, nobody asked the server, and the shared token stands
+    assert {answer["error"] for answer in answers} == {"invalid_request"}
+    assert len(auth_server.token_requests()) == 1
+    assert broker.invoke({"profile": profile}).answer["access_token"] == cached
+
+
+# --- Items the broker did not write as they are (promise 11) ----------------------------------
+
+
+def lease_for_ten_years(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET lease_owner = :owner, lease_until = :until",
+        {":owner": {"S": "forged"}, ":until": number(int(time.time()) + TEN_YEARS)},
+    )
+
+
+def refusal_for_ten_years(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET failed_until = :until, failure_error = :error, failure_code = :code",
+        {
+            ":until": number(int(time.time()) + TEN_YEARS),
+            ":error": {"S": "upstream_error"},
+            ":code": {"S": "invalid_client"},
+        },
+    )
+
+
+def outage_for_ten_years(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET failed_until = :until, failure_error = :error, failure_code = :code",
+        {":until": number(int(time.time()) + TEN_YEARS), ":error": {"S": "upstream_unavailable"}, ":code": {"S": ""}},
+    )
+
+
+def fetched_in_2100(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(broker, profiles, profile, "SET fetched_at = :at", {":at": number(4_102_444_800)})
+
+
+def fetched_at_as_a_string(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(broker, profiles, profile, "SET fetched_at = :at", {":at": {"S": "yesterday"}})
+
+
+def expires_at_as_a_string(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(broker, profiles, profile, "SET expires_at = :at", {":at": {"S": "tomorrow"}})
+
+
+def lease_as_a_string(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET lease_owner = :owner, lease_until = :until",
+        {":owner": {"S": "forged"}, ":until": {"S": "forever"}},
+    )
+
+
+def mistyped_token_fields(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET sealed_token = :sealed, access_token = :plain",
+        {":sealed": {"S": "not bytes"}, ":plain": number(42)},
+    )
+
+
+def expiring_before_it_was_fetched(broker: Broker, profiles: Profiles, profile: str) -> None:
+    now = int(time.time())
+    update_item(
+        broker, profiles, profile, "SET fetched_at = :fetched", {":fetched": number(now + 20)}
+    )  # expires in 3000 s: after its fetch, so make the expiry earlier than that fetch
+    update_item(broker, profiles, profile, "SET expires_at = :expires", {":expires": number(now + 10)})
+
+
+IMPOSSIBLE_ITEMS = {
+    "a lease ten years ahead": lease_for_ten_years,
+    "a refusal remembered for ten years": refusal_for_ten_years,
+    "an outage remembered for ten years": outage_for_ten_years,
+    "a fetch in the year 2100": fetched_in_2100,
+    "fetched_at as a string": fetched_at_as_a_string,
+    "expires_at as a string": expires_at_as_a_string,
+    "lease_until as a string": lease_as_a_string,
+    "sealed_token as a string, access_token as a number": mistyped_token_fields,
+    "an expiry before the fetch": expiring_before_it_was_fetched,
+}
+
+
+@pytest.mark.parametrize("tamper", IMPOSSIBLE_ITEMS.values(), ids=IMPOSSIBLE_ITEMS.keys())
+@pytest.mark.parametrize("life_left", [3000, -60], ids=["usable", "expired"])
+def test_an_impossible_item_is_renewed_and_overwritten_never_served_never_an_error(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, tamper: Any, life_left: int
+) -> None:
+    # Given a cached token, then a field of its item made impossible
+    profile = profiles.create()
+    seeded = broker.seed_token(profiles, profile, life_left=life_left, age=600)
+    tamper(broker, profiles, profile)
+
+    # When a caller asks
+    answer = broker.invoke({"profile": profile}, timeout_seconds=15).answer
+
+    # Then it gets a token: the seeded one only where the item's token itself is intact
+    assert "access_token" in answer, answer
+    assert answer["expires_in"] >= 60
+    if answer["access_token"] != seeded:
+        assert answer["access_token"] == auth_server.issued[-1]
+        # and the renewal overwrote the item: a fresh container is served it from the table
+        broker.new_container()
+        assert broker.invoke({"profile": profile}).answer["access_token"] == answer["access_token"]
+    assert len(auth_server.token_requests()) <= 1
+
+
+def test_a_sealed_token_replayed_with_other_times_is_renewed_not_served(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    # Given an expired token, its sealed bytes copied back with the times of a fresh one
+    profile = profiles.create()
+    expired = broker.seed_token(profiles, profile, life_left=-100, age=3700)
+    now = int(time.time())
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET expires_at = :expires, fetched_at = :fetched",
+        {":expires": number(now + 3000), ":fetched": number(now - 600)},
+    )
+
+    # When callers ask, with and without force_refresh
+    answer = broker.invoke({"profile": profile}).answer
+    issued = auth_server.issued[-1]
+    broker.new_container()
+    forced = broker.invoke({"profile": profile, "force_refresh": True}).answer
+
+    # Then neither gets the replayed token: the first is renewed, the second shares that renewal
+    assert answer["access_token"] == issued != expired
+    assert forced["access_token"] == issued
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("token_type", {"S": "DPoP"}), ("scope", {"S": "admin"})],
+)
+def test_a_sealed_token_relabelled_with_another_type_or_scope_is_renewed(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, field: str, value: dict[str, str]
+) -> None:
+    profile = profiles.create()
+    seeded = broker.seed_token(profiles, profile, life_left=3000, age=600)
+    broker.aws.client("dynamodb").update_item(
+        TableName=broker.table_name,
+        Key={"cache_key": {"S": broker.cache_key(profiles, profile)}},
+        UpdateExpression="SET #field = :value",
+        ExpressionAttributeNames={"#field": field},
+        ExpressionAttributeValues={":value": value},
+    )
+
+    answer = broker.invoke({"profile": profile}).answer
+
+    assert answer["access_token"] not in (None, seeded)
+    assert answer["scope"] != "admin"
+
+
+def test_a_token_sealed_before_its_times_were_bound_is_renewed(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+) -> None:
+    # Given a token sealed the old way: the cache key alone as associated data
+    from broker.token_sealer import TokenSealer
+
+    profile = profiles.create()
+    key = broker.cache_key(profiles, profile)
+    sealed = TokenSealer(broker.aws.client("kms"), broker.environment["TOKEN_KMS_KEY_ID"]).seal(
+        key.encode(), "sealed-the-old-way"
+    )
+    now = int(time.time())
+    broker.put_item(
+        {
+            "cache_key": {"S": key},
+            "sealed_token": {"B": sealed.sealed_token},
+            "data_key": {"B": sealed.data_key},
+            "token_type": {"S": "Bearer"},
+            "scope": {"S": ""},
+            "expires_at": number(now + 3000),
+            "fetched_at": number(now - 600),
+        }
+    )
+
+    answer = broker.invoke({"profile": profile}).answer
+
+    assert answer["access_token"] == auth_server.issued[-1]
+    assert len(auth_server.token_requests()) == 1
+
+
+# --- A throttled table (scale model) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("containers", "per_second"), [(16, 12), (200, 50)])
+def test_a_throttled_table_is_waited_for_never_gone_around(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, containers: int, per_second: int
+) -> None:
+    # Given a table that allows `per_second` reads (and writes) of one item per second, as
+    # DynamoDB allows 3,000 reads per partition, scaled down with the fleet
+    from devstack.fleet_model import SimulatedFleet
+
+    profile = profiles.create()
+    fleet = SimulatedFleet(broker.environment, containers, CONSUMER_SESSION_ARN)
+
+    # When every container asks for one cold key at once
+    with broker.aws.throttled(per_second) as throttle:
+        outcomes = fleet.ask_at_once({"profile": profile})
+
+    # Then the table pushed back, yet nobody went around it: one token request served everyone
+    assert sum(throttle.refused.values()) > 0
+    assert [outcome.error for outcome in outcomes if outcome.error] == []
+    assert len({outcome.token for outcome in outcomes}) == 1
+    assert len(auth_server.token_requests()) == 1
+    assert auth_server.peak_in_flight == 1
+    assert throttle.peak("read") <= per_second
