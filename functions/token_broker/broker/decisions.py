@@ -90,7 +90,7 @@ def needs_refresh(token: CachedToken, now: float, refresh_ahead: int) -> bool:
     return life_left(token, now) < refresh_window(token, refresh_ahead)
 
 
-def unreachable_min_ttl(token: CachedToken | None, now: float, min_ttl: int) -> bool:
+def unreachable_min_ttl(token: CachedToken | None, now: float, min_ttl: int) -> TypeGuard[CachedToken]:
     """Whether no fresh token can meet `min_ttl`: the key's current token (not yet expired)
     lived no longer than that when it was fetched, and the next one will not live longer."""
     return token is not None and token.expires_at > now and min_ttl >= token.lifetime

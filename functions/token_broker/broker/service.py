@@ -44,7 +44,7 @@ from broker.errors import (
 )
 from broker.profile_store import ProfileStore
 from broker.profiles import Profile
-from broker.token_endpoint import IssuedToken, TokenEndpoint
+from broker.token_endpoint import MAX_ATTEMPTS, IssuedToken, TokenEndpoint
 from broker.token_request import TokenRequest
 from broker.token_table import REMEMBERED, CacheUnavailable, Failure, TableEntry, Throttled, TokenTable
 
@@ -270,7 +270,7 @@ class TokenService:
         *,
         budget: float,
         deadline: float,
-        attempts: int | None = None,
+        attempts: int = MAX_ATTEMPTS,
     ) -> Served:
         """Fetches within `budget` (epoch seconds) and stores the token for the fleet; on failure,
         tells the fleet (see `_remember_failure`)."""
@@ -300,11 +300,10 @@ class TokenService:
         return Served(self._remember(key, token), AUTHORIZATION_SERVER)
 
     def _fetch_with_rotation(
-        self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int | None
+        self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int
     ) -> IssuedToken:
-        limit = {} if attempts is None else {"attempts": attempts}
         try:
-            return self._endpoint.fetch(profile, scopes, deadline, **limit)
+            return self._endpoint.fetch(profile, scopes, deadline, attempts)
         except UpstreamError as error:
             if error.upstream_error != "invalid_client":
                 raise
@@ -312,7 +311,7 @@ class TokenService:
             if rotated == profile:
                 raise
             observability.logger.info("secret re-read after invalid_client; retrying", extra={"profile": profile.name})
-            return self._endpoint.fetch(rotated, scopes, deadline, **limit)
+            return self._endpoint.fetch(rotated, scopes, deadline, attempts)
 
     def _remember_failure(self, key: str, owner: str, error: BrokerError, deadline: float) -> BrokerError:
         """A refusal is remembered fleet-wide for `NEGATIVE_CACHE_SECONDS`, an outage for a back-off,
@@ -355,7 +354,7 @@ class TokenService:
 
     def _refuse_unreachable(self, token: CachedToken | None, request: TokenRequest, min_ttl: int, now: float) -> None:
         """A min TTL that no fresh token can meet is refused before any token request."""
-        if unreachable_min_ttl(token, now, min_ttl) and token is not None:
+        if unreachable_min_ttl(token, now, min_ttl):
             raise self._min_ttl_refusal(token, request)
 
     def _checked(self, served: Served, request: TokenRequest, min_ttl: int) -> Served:
