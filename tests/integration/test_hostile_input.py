@@ -7,16 +7,18 @@ import base64
 import copy
 import json
 import random
+import time
 import tracemalloc
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker.errors import InvalidRequest
 from broker.token_request import parse_request
 from devstack.lambda_host import invoke
-from tests.conftest import EVENTS, Broker, log_records_off
+from tests.conftest import EVENTS, Broker, Profiles, log_records_off
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SAMPLE_HTTP_EVENT = json.loads((EVENTS / "http_token_request.json").read_text())
@@ -150,3 +152,64 @@ def test_memory_stays_bounded_under_junk(broker: Broker) -> None:
         growth = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
         tracemalloc.stop()
     assert growth < 1_000_000, f"{growth} bytes retained after 2000 junk invocations"
+
+
+# Every attribute of a cache item that says something about its token: a table writer without the
+# broker's KMS key may set any of them to anything.
+TOKEN_FIELDS = ("access_token", "sealed_token", "data_key", "token_type", "scope", "expires_at", "fetched_at", "ttl")
+BOUND_FIELDS = ("sealed_token", "data_key", "token_type", "scope", "expires_at", "fetched_at")
+# times around now: the plausible ones, which a forger would choose
+times_around_now = st.builds(
+    lambda offset: {"N": f"NOW{offset:+d}"},
+    st.sampled_from([-100_000, -3_600, -600, -61, 0, 61, 600, 3_000, 3_600, 100_000]) | st.integers(-(10**5), 10**5),
+)
+other_values = st.one_of(
+    st.builds(lambda text: {"S": text}, st.text(max_size=40)),
+    st.builds(lambda number: {"N": str(number)}, st.integers(-(10**12), 10**12)),
+    st.builds(lambda data: {"B": data}, st.binary(max_size=64)),
+    st.builds(lambda flag: {"BOOL": flag}, st.booleans()),
+    st.just({"NULL": True}),
+)
+# per field: keep the broker's own value, drop the attribute, or write another value
+item_changes = st.dictionaries(
+    st.sampled_from(TOKEN_FIELDS), st.none() | times_around_now | other_values, min_size=1, max_size=2
+)
+
+
+@pytest.fixture
+def sealed_item(broker: Broker, profiles: Profiles) -> tuple[str, str, dict[str, Any]]:
+    """A profile, its cached token with 3000 s to go, and that token's item as the broker wrote it
+    (made once per test: hypothesis runs every example against the same fixtures)."""
+    profile = profiles.create()
+    seeded = broker.seed_token(profiles, profile, life_left=3000, age=600)
+    return profile, seeded, broker.item(profiles, profile)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=item_changes)
+def test_any_cache_item_is_served_only_as_the_broker_sealed_it_and_never_an_error(
+    broker: Broker, sealed_item: tuple[str, str, dict[str, Any]], changes: dict[str, dict[str, Any] | None]
+) -> None:
+    # Given the broker's own item for a usable token, then some of its fields changed
+    profile, seeded, original = sealed_item
+    item = dict(original)
+    now = int(time.time())
+    for name, value in changes.items():
+        if value is None:
+            item.pop(name, None)
+        elif value.get("N", "").startswith("NOW"):
+            item[name] = {"N": str(now + int(value["N"][3:]))}
+        else:
+            item[name] = value
+    broker.put_item(item)
+    broker.new_container()
+
+    # When a caller asks
+    answer = broker.invoke({"profile": profile}).answer
+
+    # Then it gets a token with the life it needs; the cached one only if every bound field is
+    # the broker's own
+    assert "access_token" in answer, answer
+    assert answer["expires_in"] >= 60
+    if answer["access_token"] == seeded:
+        assert all(item.get(name) == original.get(name) for name in BOUND_FIELDS), item
