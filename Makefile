@@ -7,43 +7,74 @@ TOOLS := .venv-tools/bin
 TOOLS_INSTALLED := .venv-tools/.installed
 
 
-.PHONY: test lint build demo serve bench clean
+# Every install is from a lock file with hashes (`make lock` writes them from the *.in files).
+PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
+# Locks are resolved against PyPI alone, whatever pip configuration the machine has.
+PIP_COMPILE = $(TOOLS)/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --pip-args=--isolated
+
+.PHONY: test test-fast lint format lock build smoke-deps smoke demo serve bench clean
 export SAM_CLI_TELEMETRY := 0
 
-$(INSTALLED): requirements-dev.txt layers/broker_deps/requirements.txt layers/broker_crypto/requirements.txt
+$(INSTALLED): requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (Lambda's runtime)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+# Everything but the tests that start a process per container (about a third of the time).
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest -m "not processes"
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Refreshes every lock file from its *.in: the layers first, since the others are held to them.
+lock: $(TOOLS_INSTALLED)
+	$(PIP_COMPILE) -o layers/broker_deps/requirements.txt layers/broker_deps/requirements.in
+	$(PIP_COMPILE) -o layers/broker_crypto/requirements.txt layers/broker_crypto/requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements-smoke.txt requirements-smoke.in
+	$(PIP_COMPILE) -o requirements-tools.txt requirements-tools.in
 
 lint: $(INSTALLED) $(TOOLS_INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy functions/example_consumer
-	$(BIN)/bandit --quiet --recursive functions layers devstack --configfile pyproject.toml
+	$(BIN)/bandit --quiet --recursive functions layers devstack scripts --configfile pyproject.toml
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
 	$(BIN)/sam validate --region us-east-1
 	$(TOOLS)/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(TOOLS)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
-	$(TOOLS)/zizmor --offline --min-severity low .github/workflows
+	$(TOOLS)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(TOOLS)/zizmor --offline --persona auditor .github
 	$(MAKE) build
 
 $(TOOLS_INSTALLED): requirements-tools.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (Lambda's runtime)"; exit 1; }
 	test -x .venv-tools/bin/python || $(PYTHON) -m venv .venv-tools
-	.venv-tools/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	.venv-tools/bin/$(PIP_INSTALL) -r requirements-tools.txt
 	touch $@
 
 # sam build finds python3.13 on PATH; the environment's comes first. Prints what it built.
 build: $(INSTALLED)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel
 	$(BIN)/python -m devstack.artifacts
+
+# The smoke test's packages, for the pipeline's artifact: its deploy jobs install nothing.
+smoke-deps: $(INSTALLED)
+	rm -rf .smoke-deps
+	$(BIN)/$(PIP_INSTALL) --target .smoke-deps -r requirements-smoke.txt
+
+# A deployed stage, with your own AWS credentials: make smoke STACK=token-broker-dev [PROFILE=...]
+smoke: $(INSTALLED)
+	$(BIN)/python scripts/smoke.py --stack "$(STACK)" $(if $(PROFILE),--profile "$(PROFILE)")
 
 demo: $(INSTALLED)
 	$(BIN)/python -m devstack.demo
@@ -55,4 +86,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m devstack.bench
 
 clean:
-	rm -rf $(VENV) .venv-tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-tools .aws-sam .smoke-deps .pytest_cache .mypy_cache .ruff_cache .hypothesis

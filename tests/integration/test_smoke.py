@@ -1,0 +1,91 @@
+"""scripts/smoke.py, the pipeline's check of a deployed stage, run against the local stack's Lambda
+Invoke API and HTTP route (what it reads from the stack's outputs is given directly)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from devstack.lambda_api import LocalLambdaApi
+from devstack.sts import Issued
+from devstack.template import ROOT
+from tests.conftest import CONSUMER_ROLE_ARN, Broker, Profiles
+
+LOCAL_DEVELOPER_ROLE_ARN = "arn:aws:iam::123456789012:role/local-developer"  # the local route's caller
+
+
+def load_smoke() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("smoke", ROOT / "scripts" / "smoke.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
+    api = LocalLambdaApi(broker.app).start()
+    yield api
+    api.stop()
+
+
+def smoke_against(lambda_api: LocalLambdaApi, caller: Issued, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
+    session = boto3.session.Session(
+        aws_access_key_id=caller.credentials.access_key,
+        aws_secret_access_key=caller.credentials.secret_key,
+        aws_session_token=caller.credentials.token,
+        region_name="us-east-1",
+    )
+    return load_smoke().Smoke(session, lambda_api.function_arn, lambda_api.endpoint_url)
+
+
+def test_a_stage_without_profiles_passes_every_check(
+    lambda_api: LocalLambdaApi, consumer: Issued, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert smoke_against(lambda_api, consumer, monkeypatch).run(None) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("ok    ") == 5
+    assert "the stage answers as the contract says" in printed
+
+
+def test_a_smoke_profile_gets_a_real_token_printed_masked(
+    lambda_api: LocalLambdaApi,
+    consumer: Issued,
+    profiles: Profiles,
+    auth_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    profile = profiles.create(allowed_callers=[CONSUMER_ROLE_ARN, LOCAL_DEVELOPER_ROLE_ARN])
+
+    assert smoke_against(lambda_api, consumer, monkeypatch).run(profile) == 0
+
+    printed = capsys.readouterr().out
+    assert printed.count("ok    ") == 7
+    assert auth_server.issued[-1] not in printed
+    assert auth_server.issued[-1][:4] + "…" in printed
+
+
+def test_a_stage_that_answers_otherwise_fails_naming_the_check(
+    lambda_api: LocalLambdaApi,
+    consumer: Issued,
+    profiles: Profiles,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a smoke profile that does not admit the pipeline's role: its token checks fail
+    profile = profiles.create(allowed_callers=["arn:aws:iam::123456789012:role/someone-else"])
+
+    assert smoke_against(lambda_api, consumer, monkeypatch).run(profile) == 1
+
+    printed = capsys.readouterr().out
+    assert f"FAIL  direct: a token for {profile}: expected 200 None, got 403" in printed
+    assert "2 of the smoke checks failed" in printed

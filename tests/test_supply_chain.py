@@ -1,0 +1,137 @@
+"""The supply chain: the pipeline that deploys the broker, and the locked dependencies it builds
+from. Read as files, for the rules that keep untrusted code away from the deploy roles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.template import ROOT, load_template
+
+WORKFLOW = load_template(ROOT / ".github/workflows/ci.yml")
+JOBS: dict[str, Any] = WORKFLOW["jobs"]
+CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
+# Current majors (all on node24), pinned by the full commit SHA of their release tags.
+PINNED = {
+    "actions/checkout": "3d3c42e5aac5ba805825da76410c181273ba90b1",  # v7.0.1
+    "actions/setup-python": "5fda3b95a4ea91299a34e894583c3862153e4b97",  # v7.0.0
+    CREDENTIALS_ACTION: "e6de054238d6b7531b4efff3b6587d9aade6a06c",  # v6.2.3
+    "actions/upload-artifact": "043fb46d1a93c77aae656e7c1c64a875d1fc6a0a",  # v7.0.1
+    "actions/download-artifact": "3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c",  # v8.0.1
+}
+# What installs a package or builds: none of it may run where AWS credentials are live.
+INSTALLS_OR_BUILDS = ("pip", "make", "sam build", "npm", "uv ", "poetry", "setup.py", "curl", "wget")
+
+
+def uses(job: dict[str, Any]) -> list[str]:
+    return [step["uses"].partition("@")[0] for step in job["steps"] if "uses" in step]
+
+
+def credentialed_jobs() -> dict[str, Any]:
+    return {name: job for name, job in JOBS.items() if CREDENTIALS_ACTION in uses(job)}
+
+
+def test_the_workflow_uses_current_actions_pinned_by_sha() -> None:
+    for job in JOBS.values():
+        for step in job["steps"]:
+            if "uses" in step:
+                action, _, ref = step["uses"].partition("@")
+                assert PINNED.get(action) == ref, step["uses"]
+    assert WORKFLOW["permissions"] == {"contents": "read"}
+    assert "aws-access-key-id" not in str(WORKFLOW)
+
+
+def test_no_job_holding_aws_credentials_installs_packages_or_builds() -> None:
+    jobs = credentialed_jobs()
+    assert set(jobs) == {"deploy-dev", "deploy-prod"}
+    for name, job in jobs.items():
+        assert uses(job) == ["actions/download-artifact", CREDENTIALS_ACTION], name
+        for step in job["steps"]:
+            command = step.get("run", "")
+            assert not [word for word in INSTALLS_OR_BUILDS if word in command], (name, command)
+    # the jobs that install and build never see a credential
+    for name, job in JOBS.items():
+        if name not in jobs:
+            assert "id-token" not in job.get("permissions", {}), name
+
+
+def test_deploy_jobs_deploy_the_build_jobs_artifact_dev_first_with_one_role_each() -> None:
+    (upload,) = [step for step in JOBS["build"]["steps"] if "upload-artifact" in step.get("uses", "")]
+    artifact = upload["with"]["path"].split()
+    # the built template, and what it refers to outside the build folder (token_client's layer)
+    assert {".aws-sam/build", "layers/token_client", "samconfig.toml", "scripts/smoke.py"} <= set(artifact)
+    assert "make build" in " ".join(step.get("run", "") for step in JOBS["build"]["steps"])
+    assert JOBS["deploy-dev"]["needs"] == "build"
+    assert JOBS["deploy-prod"]["needs"] == "deploy-dev"  # prod follows dev's smoke test
+    for name, environment in (("deploy-dev", "dev"), ("deploy-prod", "prod")):
+        job = JOBS[name]
+        assert job["environment"] == environment  # its own role, trusted for this environment only
+        assert job["permissions"] == {"contents": "read", "id-token": "write"}
+        (download,) = [step for step in job["steps"] if "download-artifact" in step.get("uses", "")]
+        assert download["with"]["name"] == upload["with"]["name"]
+        (credentials,) = [step for step in job["steps"] if CREDENTIALS_ACTION in step.get("uses", "")]
+        assert credentials["with"]["allowed-account-ids"] == "${{ vars.AWS_ACCOUNT_ID }}"
+        runs = " ".join(step.get("run", "") for step in job["steps"])
+        assert "--template-file .aws-sam/build/template.yaml" in runs
+        assert "scripts/smoke.py" in runs
+
+
+def test_pull_requests_and_main_run_the_checks_and_the_readmes_test_command() -> None:
+    runs = " ".join(step.get("run", "") for step in JOBS["check"]["steps"])
+    assert "make lint" in runs
+    assert "make test" in runs
+    assert "permissions" not in JOBS["check"]
+
+
+LOCKS = {
+    ROOT / "requirements-dev.in": ROOT / "requirements-dev.txt",
+    ROOT / "requirements-smoke.in": ROOT / "requirements-smoke.txt",
+    ROOT / "requirements-tools.in": ROOT / "requirements-tools.txt",
+    ROOT / "layers/broker_deps/requirements.in": ROOT / "layers/broker_deps/requirements.txt",
+    ROOT / "layers/broker_crypto/requirements.in": ROOT / "layers/broker_crypto/requirements.txt",
+}
+PIN = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s;#]+)", re.MULTILINE)
+
+
+def pins(path: Path) -> dict[str, str]:
+    return {name.lower().replace("_", "-"): version for name, version in PIN.findall(path.read_text())}
+
+
+@pytest.mark.parametrize("source", LOCKS, ids=[str(path.relative_to(ROOT)) for path in LOCKS])
+def test_every_requirement_is_locked_at_its_pin_with_hashes(source: Path) -> None:
+    lock = LOCKS[source]
+    locked = pins(lock)
+    for name, version in pins(source).items():
+        assert locked.get(name) == version, f"{name}=={version} in {source.name}: run make lock"
+    # every locked requirement carries at least one hash, so pip installs in hash-checking mode
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.read_text().split("\n\n", 1)[-1].strip())
+    for entry in entries:
+        if not entry.startswith("#"):
+            assert "--hash=sha256:" in entry, entry.splitlines()[0]
+
+
+def test_the_layers_and_the_development_environment_run_the_same_versions() -> None:
+    development = pins(ROOT / "requirements-dev.txt")
+    for layer in ("broker_deps", "broker_crypto"):
+        for name, version in pins(ROOT / f"layers/{layer}/requirements.txt").items():
+            assert development.get(name) == version, (layer, name)
+
+
+def test_every_install_requires_hashes() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if "pip install" in line or "PIP_INSTALL)" in line]
+    assert installs
+    assert "--require-hashes" in makefile.split("PIP_INSTALL =", 1)[1].splitlines()[0]
+    assert all("PIP_INSTALL" in line for line in installs), installs
+    assert "--upgrade pip" not in makefile
+
+
+def test_dependabot_proposes_updates_for_every_lock_and_the_actions() -> None:
+    config = load_template(ROOT / ".github/dependabot.yml")
+    ecosystems = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(ecosystems) == {"pip", "github-actions"}
+    lock_directories = {"/" + str(lock.parent.relative_to(ROOT)).strip(".") for lock in LOCKS.values()}
+    assert set(ecosystems["pip"]["directories"]) == lock_directories
