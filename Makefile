@@ -38,7 +38,7 @@ lock: $(TOOLS_INSTALLED)
 	$(PIP_COMPILE) -o layers/broker_deps/requirements.txt layers/broker_deps/requirements.in
 	$(PIP_COMPILE) -o layers/broker_crypto/requirements.txt layers/broker_crypto/requirements.in
 	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
-	$(PIP_COMPILE) -o requirements-smoke.txt requirements-smoke.in
+	$(PIP_COMPILE) -o requirements-consumer.txt requirements-consumer.in
 	$(PIP_COMPILE) -o requirements-tools.txt requirements-tools.in
 
 lint: $(INSTALLED) $(TOOLS_INSTALLED)
@@ -70,7 +70,7 @@ build: $(INSTALLED)
 # The smoke test's packages, for the pipeline's artifact: its deploy jobs install nothing.
 smoke-deps: $(INSTALLED)
 	rm -rf .smoke-deps
-	$(BIN)/$(PIP_INSTALL) --target .smoke-deps -r requirements-smoke.txt
+	$(BIN)/$(PIP_INSTALL) --target .smoke-deps -r requirements-consumer.txt
 
 # A deployed stage, with your own AWS credentials: make smoke STACK=token-broker-dev [PROFILE=...]
 smoke: $(INSTALLED)

@@ -88,7 +88,7 @@ def test_pull_requests_and_main_run_the_checks_and_the_readmes_test_command() ->
 
 LOCKS = {
     ROOT / "requirements-dev.in": ROOT / "requirements-dev.txt",
-    ROOT / "requirements-smoke.in": ROOT / "requirements-smoke.txt",
+    ROOT / "requirements-consumer.in": ROOT / "requirements-consumer.txt",
     ROOT / "requirements-tools.in": ROOT / "requirements-tools.txt",
     ROOT / "layers/broker_deps/requirements.in": ROOT / "layers/broker_deps/requirements.txt",
     ROOT / "layers/broker_crypto/requirements.in": ROOT / "layers/broker_crypto/requirements.txt",

@@ -157,22 +157,35 @@ def test_a_self_grant_path_in_the_key_policy_is_caught(action: str) -> None:
     assert key_policy_problems(statements) != []
 
 
-def test_consumers_get_a_layer_an_invoke_policy_and_exports() -> None:
+def test_consumers_get_a_layer_invoke_policies_and_parameters_that_never_block_a_deploy() -> None:
     layer = RESOURCES["TokenClientLayer"]["Properties"]
     assert layer["ContentUri"] == "layers/token_client"
-    assert "python3.13" in layer["CompatibleRuntimes"]
+    assert layer["CompatibleRuntimes"] == ["python3.10", "python3.11", "python3.12", "python3.13"]
     (statement,) = RESOURCES["TokenBrokerInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "lambda:InvokeFunction"
     assert statement["Resource"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}  # never the HTTP function
-    assert not [r for r in RESOURCES.values() if r["Type"] == "AWS::Lambda::Permission"]  # SAM grants API Gateway
+    (route,) = RESOURCES["TokenApiInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert route["Action"] == "execute-api:Invoke"
+    assert route["Resource"]["Fn::Sub"].endswith("${TokenApi}/*/POST/token")
+    # the layer's version changes with every client change: consumers resolve a parameter, and
+    # no export of it can be imported (CloudFormation would then refuse the broker's own deploy)
     outputs = TEMPLATE["Outputs"]
-    for name in (
-        "TokenBrokerFunctionName",
-        "TokenBrokerFunctionArn",
-        "TokenClientLayerArn",
-        "TokenBrokerInvokePolicyArn",
-    ):
-        assert "Export" in outputs[name], name
+    assert "Export" not in outputs["TokenClientLayerArn"]
+    assert RESOURCES["TokenClientLayerParameter"]["Properties"]["Value"] == {"Ref": "TokenClientLayer"}
+    function_parameter = RESOURCES["TokenBrokerFunctionParameter"]["Properties"]["Value"]
+    assert function_parameter == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}
+    for name in ("TokenClientLayerParameterName", "TokenBrokerFunctionParameterName", "TokenApiInvokePolicyArn"):
+        assert name in outputs
+    # sharing with an organization is opt-in, and names the direct function only
+    shared = [
+        r for r in RESOURCES.values() if r["Type"] in ("AWS::Lambda::Permission", "AWS::Lambda::LayerVersionPermission")
+    ]
+    assert len(shared) == 2
+    for resource in shared:
+        assert resource["Condition"] == "SharedWithOrganization"
+    permission = RESOURCES["TokenBrokerOrganizationPermission"]["Properties"]
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}
+    assert permission["PrincipalOrgID"] == {"Ref": "ShareWithOrganization"}
     assert RESOURCES["ExampleConsumerFunction"]["Condition"] == "WithExampleConsumer"
 
 

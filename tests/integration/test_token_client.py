@@ -11,9 +11,10 @@ import pytest
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
+from devstack.lambda_host import FUNCTION_ARN
 from devstack.sts import Issued, LocalSts
 from tests.conftest import Broker, Profiles, credentials_environment
-from token_client import TokenBrokerError, TokenClient
+from token_client import BrokerNotFound, BrokerUnreachable, TokenBrokerError, TokenClient
 
 
 @pytest.fixture
@@ -24,17 +25,26 @@ def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
 
 
 @pytest.fixture
-def tokens(lambda_api: LocalLambdaApi, consumer: Issued) -> TokenClient:
+def consumer_session(consumer: Issued) -> Any:
+    """The consumer role's boto3 session, as its Lambda has it."""
     import boto3
 
-    session = boto3.session.Session(
+    return boto3.session.Session(
         aws_access_key_id=consumer.credentials.access_key,
         aws_secret_access_key=consumer.credentials.secret_key,
         aws_session_token=consumer.credentials.token,
         region_name="us-east-1",
     )
-    client = session.client("lambda", endpoint_url=lambda_api.endpoint_url)
-    return TokenClient(function_name=lambda_api.function_arn, lambda_client=client, session=session)
+
+
+@pytest.fixture
+def lambda_client(lambda_api: LocalLambdaApi, consumer_session: Any) -> Any:
+    return consumer_session.client("lambda", endpoint_url=lambda_api.endpoint_url)
+
+
+@pytest.fixture
+def tokens(lambda_api: LocalLambdaApi, lambda_client: Any, consumer_session: Any) -> TokenClient:
+    return TokenClient(function_name=lambda_api.function_arn, lambda_client=lambda_client, session=consumer_session)
 
 
 def without_proof(event: dict[str, Any]) -> dict[str, Any]:
@@ -86,17 +96,30 @@ def test_an_error_answer_raises_token_broker_error(tokens: TokenClient, profiles
     assert "admin" in raised.value.description
 
 
-def test_an_unknown_function_is_broker_unreachable(lambda_api: LocalLambdaApi, tokens: TokenClient) -> None:
+def test_an_unknown_function_is_broker_not_found_and_not_retryable(lambda_client: Any, consumer_session: Any) -> None:
     other = TokenClient(
         function_name="arn:aws:lambda:us-east-1:123456789012:function:no-such-function",
-        lambda_client=tokens._client(),
-        session=tokens._boto_session(),
+        lambda_client=lambda_client,
+        session=consumer_session,
     )
 
-    with pytest.raises(TokenBrokerError) as raised:
+    with pytest.raises(BrokerNotFound) as raised:
         other.get_token("p")
 
-    assert (raised.value.error, raised.value.status) == ("broker_unreachable", 503)
+    assert (raised.value.error, raised.value.status, raised.value.retryable) == ("broker_not_found", 404, False)
+    assert "no-such-function" in raised.value.description
+    assert raised.value.__cause__ is not None  # botocore's own error, kept
+
+
+def test_a_broker_that_cannot_be_reached_is_retryable_and_keeps_its_cause(consumer_session: Any) -> None:
+    closed = consumer_session.client("lambda", endpoint_url="http://127.0.0.1:9")  # nothing listens there
+    other = TokenClient(function_name=FUNCTION_ARN, lambda_client=closed, session=consumer_session)
+
+    with pytest.raises(BrokerUnreachable) as raised:
+        other.get_token("p")
+
+    assert (raised.value.error, raised.value.status, raised.value.retryable) == ("broker_unreachable", 503, True)
+    assert raised.value.__cause__ is not None
 
 
 def test_a_function_error_is_a_clear_token_broker_error(
@@ -179,25 +202,25 @@ class RotatingSession:
 
 def test_one_proof_serves_four_minutes_and_one_set_of_credentials(
     lambda_api: LocalLambdaApi,
-    tokens: TokenClient,
+    lambda_client: Any,
     profiles: Profiles,
     consumer: Issued,
     local_sts: LocalSts,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import token_client.client
+    import token_client.transports
 
     signed: list[dict[str, Any]] = []
-    real_sign = token_client.client.sign_caller_proof
+    real_sign = token_client.transports.sign_caller_proof
 
     def counting_sign(*args: Any) -> dict[str, Any]:
         signed.append(real_sign(*args))
         return signed[-1]
 
-    monkeypatch.setattr(token_client.client, "sign_caller_proof", counting_sign)
+    monkeypatch.setattr(token_client.transports, "sign_caller_proof", counting_sign)
     now = [1_000_000.0]
     session = RotatingSession(consumer)
-    client = TokenClient(lambda_api.function_arn, tokens._client(), session=session, clock=lambda: now[0])
+    client = TokenClient(lambda_api.function_arn, lambda_client, session=session, clock=lambda: now[0])
 
     client.get_token(profiles.create())
     now[0] += 239

@@ -1,11 +1,12 @@
-"""The consumer side of the broker: one invocation per key and token lifetime per container.
+"""The consumer side of the broker: one broker call per key and token lifetime per process.
 
-Needs only boto3 and the standard library, both of which every Python Lambda runtime has.
+Needs only boto3 (and urllib3, which botocore brings). Tokens are kept in memory until they
+would fall below the caller's min TTL; threads asking for one key share one broker call.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import threading
 import time
@@ -13,66 +14,51 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from token_client.caller_proof import Broker, sign_caller_proof
+from token_client.errors import BrokerFailed, ClientMisconfigured, TokenBrokerError
+from token_client.transports import HttpTransport, LambdaTransport
 
 BROKER_FUNCTION_ENV = "TOKEN_BROKER_FUNCTION"
+BROKER_URL_ENV = "TOKEN_BROKER_URL"
 # The broker's own floor (MIN_TTL_SECONDS) is 60 s; a token is not kept past that here either.
 DEFAULT_MIN_TTL_SECONDS = 60
-# A thread waiting for another's broker call gives up after this long and calls itself.
-WAIT_FOR_OTHER_SECONDS = 20.0
-# The broker accepts a proof for 5 minutes after it was signed; a new one is made after 4.
-PROOF_REUSE_SECONDS = 240.0
+# A thread waiting for another's broker call gives up after this long.
+WAIT_FOR_OTHER_SECONDS = 25.0
+
+logger = logging.getLogger("token_client")
 
 _Key = tuple[str, frozenset[str] | None]
 
 
-class TokenBrokerError(Exception):
-    """The broker answered with an error, or could not be asked.
+@dataclass(frozen=True)
+class Token:
+    """An access token with what the broker said of it. Its repr never shows the value."""
 
-    `error` and `status` are the broker contract's (`invalid_scope`, 400; `upstream_unavailable`,
-    503; ...); `broker_unreachable` (503) and `broker_failed` (502) mean the invocation itself
-    failed. `retry_after` is in seconds, when known.
-    """
+    value: str = field(repr=False)
+    expires_at: float  # epoch seconds
+    scope: str
+    token_type: str = "Bearer"
 
-    def __init__(self, error: str, status: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(f"{error} ({status}): {description}")
-        self.error = error
-        self.status = status
-        self.description = description
-        self.retry_after = retry_after
+    def expires_in(self, now: float | None = None) -> float:
+        return self.expires_at - (time.time() if now is None else now)
 
-
-@dataclass
-class _Token:
-    value: str
-    expires_at: float
-
-    def __repr__(self) -> str:  # never print the token itself
-        return f"_Token(expires_at={self.expires_at})"
+    @property
+    def authorization(self) -> str:
+        """The `Authorization` header's value."""
+        return f"{self.token_type} {self.value}"
 
 
 @dataclass
 class _Call:
-    """One broker invocation in flight; other threads asking for the same key wait on it."""
+    """One broker call in flight; other threads asking for the same key wait on it."""
 
     done: threading.Event = field(default_factory=threading.Event)
     error: TokenBrokerError | None = None
 
 
-@dataclass
-class _Proof:
-    fields: dict[str, Any]
-    credentials: tuple[str, str | None]  # access key id and session token it was signed with
-    signed_at: float
-
-    def __repr__(self) -> str:  # the proof holds a session token
-        return f"_Proof(signed_at={self.signed_at})"
-
-
 class TokenClient:
     """Gets tokens from the broker and keeps them in memory until they near `min_ttl`.
 
-    Thread-safe: threads asking for the same key share one broker invocation.
+    Thread-safe: threads asking for the same key share one broker call.
     """
 
     def __init__(
@@ -80,35 +66,48 @@ class TokenClient:
         function_name: str | None = None,
         lambda_client: Any = None,
         *,
+        url: str | None = None,
+        region: str | None = None,
         session: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`function_name`, the broker's function ARN (an alias ARN too), defaults to env
-        `TOKEN_BROKER_FUNCTION`. `session` (a boto3 Session, default: a new one) signs the caller
-        proofs and makes the Lambda client, unless `lambda_client` is given."""
-        name = function_name or os.environ.get(BROKER_FUNCTION_ENV)
-        if not name:
-            raise ValueError(f"name the broker: TokenClient(function_name=...) or env {BROKER_FUNCTION_ENV}")
-        self._broker = Broker(name)
-        self.function_name = name
-        self._lambda = lambda_client
+        """The broker is its function, by ARN (an alias ARN too: `function_name`, else env
+        `TOKEN_BROKER_FUNCTION`), invoked directly with a caller proof; or, for services that
+        are not Lambdas, its HTTP route (`url`, else env `TOKEN_BROKER_URL`; `region`, else the
+        URL's or the session's), signed with SigV4. `session` (a boto3 Session, default: a new
+        one) provides the credentials, and the Lambda client unless `lambda_client` is given."""
         self._session = session
-        self._proof: _Proof | None = None
         self._clock = clock
+        name = function_name or (None if url else os.environ.get(BROKER_FUNCTION_ENV))
+        address = url or (None if function_name else os.environ.get(BROKER_URL_ENV))
+        if name and address:
+            raise ClientMisconfigured("name the broker once: by function ARN or by URL, not both")
+        self._transport: LambdaTransport | HttpTransport
+        if name:
+            self._transport = LambdaTransport(name, self._boto_session, lambda_client, clock)
+        elif address:
+            self._transport = HttpTransport(address, self._boto_session, region)
+        else:
+            raise ClientMisconfigured(
+                f"name the broker: TokenClient(function_name=...) or env {BROKER_FUNCTION_ENV} (its function "
+                f"ARN), or TokenClient(url=...) or env {BROKER_URL_ENV} (its HTTP route)"
+            )
+        self.function_name = name
         self._lock = threading.Lock()
-        self._tokens: dict[_Key, _Token] = {}
+        self._tokens: dict[_Key, Token] = {}
         self._calls: dict[_Key, _Call] = {}
         self._refused: set[_Key] = set()
 
-    def get_token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> str:
-        """An access token for `profile` with at least `min_ttl` seconds (default 60) left."""
+    def token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> Token:
+        """A token for `profile` with at least `min_ttl` seconds (default 60) left, with its
+        expiry, scope and type."""
         key = _key(profile, scopes)
         floor = DEFAULT_MIN_TTL_SECONDS if min_ttl is None else min_ttl
         while True:
             with self._lock:
                 token = self._tokens.get(key)
-                if token is not None and key not in self._refused and token.expires_at - self._clock() >= floor:
-                    return token.value
+                if token is not None and key not in self._refused and token.expires_in(self._clock()) >= floor:
+                    return token
                 force_refresh = key in self._refused
                 call = self._calls.get(key)
                 leader = call is None
@@ -117,27 +116,39 @@ class TokenClient:
             if leader:
                 return self._lead(key, call, min_ttl, force_refresh)
             if not call.done.wait(WAIT_FOR_OTHER_SECONDS):
-                raise TokenBrokerError("broker_unreachable", 503, "timed out waiting for the broker")
+                raise TokenBrokerError("broker_unreachable", 503, "timed out waiting for another thread's broker call")
             if call.error is not None:
                 raise call.error
             # the other thread's token may still be too short for this caller's min_ttl: look again
+
+    def get_token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> str:
+        """An access token for `profile` with at least `min_ttl` seconds (default 60) left."""
+        return self.token(profile, scopes, min_ttl).value
 
     def auth_header(
         self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None
     ) -> dict[str, str]:
         """`{"Authorization": "Bearer …"}` for `profile`."""
-        return {"Authorization": f"Bearer {self.get_token(profile, scopes, min_ttl)}"}
+        return {"Authorization": self.token(profile, scopes, min_ttl).authorization}
 
-    def invalidate(self, profile: str, scopes: Iterable[str] | None = None) -> None:
-        """The API refused the token: forget it, and ask the broker for a new one next time."""
+    def invalidate(
+        self, profile: str, scopes: Iterable[str] | None = None, *, token: Token | str | None = None
+    ) -> None:
+        """The API refused a token: forget it, and ask the broker for a new one (with
+        `force_refresh`) next time. With `token`, only if that is still the one kept, so that a
+        thread holding an old token never evicts a newer one."""
         key = _key(profile, scopes)
+        refused = token.value if isinstance(token, Token) else token
         with self._lock:
+            kept = self._tokens.get(key)
+            if refused is not None and (kept is None or kept.value != refused):
+                return
             self._tokens.pop(key, None)
             self._refused.add(key)
 
-    def _lead(self, key: _Key, call: _Call, min_ttl: int | None, force_refresh: bool) -> str:
+    def _lead(self, key: _Key, call: _Call, min_ttl: int | None, force_refresh: bool) -> Token:
         try:
-            token = self._invoke(key, min_ttl, force_refresh)
+            token = self._ask(key, min_ttl, force_refresh)
         except TokenBrokerError as error:
             call.error = error
             raise
@@ -149,9 +160,9 @@ class TokenClient:
             call.done.set()
         with self._lock:
             self._tokens[key] = token
-        return token.value
+        return token
 
-    def _invoke(self, key: _Key, min_ttl: int | None, force_refresh: bool) -> _Token:
+    def _ask(self, key: _Key, min_ttl: int | None, force_refresh: bool) -> Token:
         profile, scopes = key
         request: dict[str, Any] = {"profile": profile}
         if scopes is not None:
@@ -160,52 +171,41 @@ class TokenClient:
             request["min_ttl"] = min_ttl
         if force_refresh:
             request["force_refresh"] = True
-        request["caller_proof"] = self._caller_proof()
+        transport = self._transport.name
         try:
-            response = self._client().invoke(
-                FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(request).encode()
+            answer = self._transport.ask(request)
+            token = self._token_of(answer)
+        except TokenBrokerError as error:
+            logger.warning(
+                "no token from the broker",
+                extra={"profile": profile, "transport": transport, "error": error.error, "retryable": error.retryable},
             )
-            payload = response["Payload"].read()
-        except Exception as error:  # botocore's ClientError, BotoCoreError and transport failures alike
-            raise TokenBrokerError(
-                "broker_unreachable", 503, f"the broker could not be invoked: {type(error).__name__}"
-            ) from None
-        if response.get("FunctionError"):
-            raise TokenBrokerError("broker_failed", 502, f"the broker failed ({response['FunctionError']})")
-        try:
-            answer = json.loads(payload)
-        except ValueError:
-            raise TokenBrokerError("broker_failed", 502, "the broker's answer is not JSON") from None
-        if not isinstance(answer, dict):
-            raise TokenBrokerError("broker_failed", 502, "the broker's answer is not a JSON object")
+            raise
+        logger.debug(
+            "token from the broker",
+            extra={"profile": profile, "transport": transport, "expires_in": int(token.expires_in(self._clock()))},
+        )
+        return token
+
+    def _token_of(self, answer: dict[str, Any]) -> Token:
         if "error" in answer:
+            retry_after = answer.get("retry_after")
             raise TokenBrokerError(
                 str(answer["error"]),
                 int(answer.get("status", 500)),
                 str(answer.get("error_description", "")),
-                answer.get("retry_after"),
+                retry_after if isinstance(retry_after, int) else None,
             )
         value, expires_in = answer.get("access_token"), answer.get("expires_in")
-        if not isinstance(value, str) or not isinstance(expires_in, int):
-            raise TokenBrokerError("broker_failed", 502, "the broker's answer has no access_token and expires_in")
-        return _Token(value, self._clock() + expires_in)
-
-    def _caller_proof(self) -> dict[str, Any]:
-        """One proof per 4 minutes and set of credentials; a new one when the credentials change."""
-        credentials = self._boto_session().get_credentials()
-        if credentials is None:
-            raise TokenBrokerError("no_credentials", 500, "no AWS credentials to sign a caller proof with")
-        frozen = credentials.get_frozen_credentials()
-        identity = (frozen.access_key, frozen.token)
-        now = self._clock()
-        with self._lock:
-            proof = self._proof
-            if proof is not None and proof.credentials == identity and now - proof.signed_at < PROOF_REUSE_SECONDS:
-                return proof.fields
-        proof = _Proof(sign_caller_proof(frozen, self._broker), identity, now)
-        with self._lock:
-            self._proof = proof
-        return proof.fields
+        if not isinstance(value, str) or not value or not isinstance(expires_in, int):
+            raise BrokerFailed("the broker's answer has no access_token and expires_in")
+        scope, token_type = answer.get("scope"), answer.get("token_type")
+        return Token(
+            value,
+            self._clock() + expires_in,
+            scope if isinstance(scope, str) else "",
+            token_type if isinstance(token_type, str) and token_type else "Bearer",
+        )
 
     def _boto_session(self) -> Any:
         if self._session is None:
@@ -213,11 +213,6 @@ class TokenClient:
 
             self._session = boto3.session.Session()
         return self._session
-
-    def _client(self) -> Any:
-        if self._lambda is None:
-            self._lambda = self._boto_session().client("lambda")
-        return self._lambda
 
 
 def _key(profile: str, scopes: Iterable[str] | None) -> _Key:

@@ -1,0 +1,32 @@
+"""Tokens from the Token Broker, for the code that calls OAuth-protected APIs.
+
+from token_client import TokenClient, TokenBrokerError
+
+tokens = TokenClient()  # the broker is named by env TOKEN_BROKER_FUNCTION (or TOKEN_BROKER_URL)
+headers = tokens.auth_header("okta-default", scopes=["orders.read"])
+
+Adapters for HTTP clients, imported only when used: `token_client.requests_auth`,
+`token_client.httpx_auth`, `token_client.urllib3_auth`.
+"""
+
+from token_client.client import DEFAULT_MIN_TTL_SECONDS, Token, TokenClient
+from token_client.errors import (
+    BrokerFailed,
+    BrokerForbidden,
+    BrokerNotFound,
+    BrokerUnreachable,
+    ClientMisconfigured,
+    TokenBrokerError,
+)
+
+__all__ = [
+    "DEFAULT_MIN_TTL_SECONDS",
+    "BrokerFailed",
+    "BrokerForbidden",
+    "BrokerNotFound",
+    "BrokerUnreachable",
+    "ClientMisconfigured",
+    "Token",
+    "TokenBrokerError",
+    "TokenClient",
+]

@@ -1,0 +1,219 @@
+"""The consumer side of the broker: one broker call per key and token lifetime per process.
+
+Needs only boto3 (and urllib3, which botocore brings). Tokens are kept in memory until they
+would fall below the caller's min TTL; threads asking for one key share one broker call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from token_client.errors import BrokerFailed, ClientMisconfigured, TokenBrokerError
+from token_client.transports import HttpTransport, LambdaTransport
+
+BROKER_FUNCTION_ENV = "TOKEN_BROKER_FUNCTION"
+BROKER_URL_ENV = "TOKEN_BROKER_URL"
+# The broker's own floor (MIN_TTL_SECONDS) is 60 s; a token is not kept past that here either.
+DEFAULT_MIN_TTL_SECONDS = 60
+# A thread waiting for another's broker call gives up after this long.
+WAIT_FOR_OTHER_SECONDS = 25.0
+
+logger = logging.getLogger("token_client")
+
+_Key = tuple[str, frozenset[str] | None]
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token with what the broker said of it. Its repr never shows the value."""
+
+    value: str = field(repr=False)
+    expires_at: float  # epoch seconds
+    scope: str
+    token_type: str = "Bearer"
+
+    def expires_in(self, now: float | None = None) -> float:
+        return self.expires_at - (time.time() if now is None else now)
+
+    @property
+    def authorization(self) -> str:
+        """The `Authorization` header's value."""
+        return f"{self.token_type} {self.value}"
+
+
+@dataclass
+class _Call:
+    """One broker call in flight; other threads asking for the same key wait on it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    error: TokenBrokerError | None = None
+
+
+class TokenClient:
+    """Gets tokens from the broker and keeps them in memory until they near `min_ttl`.
+
+    Thread-safe: threads asking for the same key share one broker call.
+    """
+
+    def __init__(
+        self,
+        function_name: str | None = None,
+        lambda_client: Any = None,
+        *,
+        url: str | None = None,
+        region: str | None = None,
+        session: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """The broker is its function, by ARN (an alias ARN too: `function_name`, else env
+        `TOKEN_BROKER_FUNCTION`), invoked directly with a caller proof; or, for services that
+        are not Lambdas, its HTTP route (`url`, else env `TOKEN_BROKER_URL`; `region`, else the
+        URL's or the session's), signed with SigV4. `session` (a boto3 Session, default: a new
+        one) provides the credentials, and the Lambda client unless `lambda_client` is given."""
+        self._session = session
+        self._clock = clock
+        name = function_name or (None if url else os.environ.get(BROKER_FUNCTION_ENV))
+        address = url or (None if function_name else os.environ.get(BROKER_URL_ENV))
+        if name and address:
+            raise ClientMisconfigured("name the broker once: by function ARN or by URL, not both")
+        self._transport: LambdaTransport | HttpTransport
+        if name:
+            self._transport = LambdaTransport(name, self._boto_session, lambda_client, clock)
+        elif address:
+            self._transport = HttpTransport(address, self._boto_session, region)
+        else:
+            raise ClientMisconfigured(
+                f"name the broker: TokenClient(function_name=...) or env {BROKER_FUNCTION_ENV} (its function "
+                f"ARN), or TokenClient(url=...) or env {BROKER_URL_ENV} (its HTTP route)"
+            )
+        self.function_name = name
+        self._lock = threading.Lock()
+        self._tokens: dict[_Key, Token] = {}
+        self._calls: dict[_Key, _Call] = {}
+        self._refused: set[_Key] = set()
+
+    def token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> Token:
+        """A token for `profile` with at least `min_ttl` seconds (default 60) left, with its
+        expiry, scope and type."""
+        key = _key(profile, scopes)
+        floor = DEFAULT_MIN_TTL_SECONDS if min_ttl is None else min_ttl
+        while True:
+            with self._lock:
+                token = self._tokens.get(key)
+                if token is not None and key not in self._refused and token.expires_in(self._clock()) >= floor:
+                    return token
+                force_refresh = key in self._refused
+                call = self._calls.get(key)
+                leader = call is None
+                if call is None:
+                    call = self._calls[key] = _Call()
+            if leader:
+                return self._lead(key, call, min_ttl, force_refresh)
+            if not call.done.wait(WAIT_FOR_OTHER_SECONDS):
+                raise TokenBrokerError("broker_unreachable", 503, "timed out waiting for another thread's broker call")
+            if call.error is not None:
+                raise call.error
+            # the other thread's token may still be too short for this caller's min_ttl: look again
+
+    def get_token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> str:
+        """An access token for `profile` with at least `min_ttl` seconds (default 60) left."""
+        return self.token(profile, scopes, min_ttl).value
+
+    def auth_header(
+        self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None
+    ) -> dict[str, str]:
+        """`{"Authorization": "Bearer …"}` for `profile`."""
+        return {"Authorization": self.token(profile, scopes, min_ttl).authorization}
+
+    def invalidate(
+        self, profile: str, scopes: Iterable[str] | None = None, *, token: Token | str | None = None
+    ) -> None:
+        """The API refused a token: forget it, and ask the broker for a new one (with
+        `force_refresh`) next time. With `token`, only if that is still the one kept, so that a
+        thread holding an old token never evicts a newer one."""
+        key = _key(profile, scopes)
+        refused = token.value if isinstance(token, Token) else token
+        with self._lock:
+            kept = self._tokens.get(key)
+            if refused is not None and (kept is None or kept.value != refused):
+                return
+            self._tokens.pop(key, None)
+            self._refused.add(key)
+
+    def _lead(self, key: _Key, call: _Call, min_ttl: int | None, force_refresh: bool) -> Token:
+        try:
+            token = self._ask(key, min_ttl, force_refresh)
+        except TokenBrokerError as error:
+            call.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+                if call.error is None:
+                    self._refused.discard(key)
+            call.done.set()
+        with self._lock:
+            self._tokens[key] = token
+        return token
+
+    def _ask(self, key: _Key, min_ttl: int | None, force_refresh: bool) -> Token:
+        profile, scopes = key
+        request: dict[str, Any] = {"profile": profile}
+        if scopes is not None:
+            request["scopes"] = sorted(scopes)
+        if min_ttl is not None:
+            request["min_ttl"] = min_ttl
+        if force_refresh:
+            request["force_refresh"] = True
+        transport = self._transport.name
+        try:
+            answer = self._transport.ask(request)
+            token = self._token_of(answer)
+        except TokenBrokerError as error:
+            logger.warning(
+                "no token from the broker",
+                extra={"profile": profile, "transport": transport, "error": error.error, "retryable": error.retryable},
+            )
+            raise
+        logger.debug(
+            "token from the broker",
+            extra={"profile": profile, "transport": transport, "expires_in": int(token.expires_in(self._clock()))},
+        )
+        return token
+
+    def _token_of(self, answer: dict[str, Any]) -> Token:
+        if "error" in answer:
+            retry_after = answer.get("retry_after")
+            raise TokenBrokerError(
+                str(answer["error"]),
+                int(answer.get("status", 500)),
+                str(answer.get("error_description", "")),
+                retry_after if isinstance(retry_after, int) else None,
+            )
+        value, expires_in = answer.get("access_token"), answer.get("expires_in")
+        if not isinstance(value, str) or not value or not isinstance(expires_in, int):
+            raise BrokerFailed("the broker's answer has no access_token and expires_in")
+        scope, token_type = answer.get("scope"), answer.get("token_type")
+        return Token(
+            value,
+            self._clock() + expires_in,
+            scope if isinstance(scope, str) else "",
+            token_type if isinstance(token_type, str) and token_type else "Bearer",
+        )
+
+    def _boto_session(self) -> Any:
+        if self._session is None:
+            import boto3  # made on first use, so importing this module costs no session
+
+            self._session = boto3.session.Session()
+        return self._session
+
+
+def _key(profile: str, scopes: Iterable[str] | None) -> _Key:
+    return profile, frozenset(scopes) if scopes is not None else None

@@ -1,0 +1,209 @@
+"""The two ways to ask the broker: invoking its function, or calling its HTTP route.
+
+Each takes a request (the contract's fields, without a proof) and gives back the broker's
+answer as the direct invocation's JSON object: a token, or `error`, `error_description`,
+`status` and `retry_after`. A failure to ask at all raises one of `errors`' classes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from token_client.caller_proof import Broker, sign_caller_proof
+from token_client.errors import BrokerFailed, BrokerForbidden, BrokerNotFound, BrokerUnreachable, ClientMisconfigured
+
+# The broker's function times out after 15 s; an answer is waited for a little longer than that.
+BROKER_TIMEOUT_SECONDS = 15
+CONNECT_TIMEOUT_SECONDS = 2.0
+READ_TIMEOUT_SECONDS = BROKER_TIMEOUT_SECONDS + 5.0
+# One retry of a failed connection or a throttled invoke; never more, a caller is waiting.
+LAMBDA_CLIENT_CONFIG = Config(
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
+    retries={"max_attempts": 2, "mode": "standard"},
+)
+# The broker accepts a proof for 5 minutes after it was signed; a new one is made after 4.
+PROOF_REUSE_SECONDS = 240.0
+_EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
+
+
+@dataclass
+class _Proof:
+    fields: dict[str, Any]
+    credentials: tuple[str, str | None]  # access key id and session token it was signed with
+    signed_at: float
+
+    def __repr__(self) -> str:  # the proof holds a session token
+        return f"_Proof(signed_at={self.signed_at})"
+
+
+class LambdaTransport:
+    """Direct invocation of the broker's function; every request carries a caller proof signed
+    with the session's credentials (one proof per 4 minutes and set of credentials)."""
+
+    name = "lambda"
+
+    def __init__(
+        self,
+        function_arn: str,
+        session: Callable[[], Any],
+        lambda_client: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        try:
+            self._broker = Broker(function_arn)
+        except ValueError as error:
+            raise ClientMisconfigured(str(error)) from error
+        self.function_arn = function_arn
+        self._session = session
+        self._lambda = lambda_client
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._proof: _Proof | None = None
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        payload = json.dumps({**request, "caller_proof": self._caller_proof()}).encode()
+        try:
+            response = self._client().invoke(
+                FunctionName=self.function_arn, InvocationType="RequestResponse", Payload=payload
+            )
+            body = response["Payload"].read()
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "ClientError")
+            if code == "AccessDeniedException":
+                raise BrokerForbidden(
+                    f"this role may not invoke {self.function_arn}: grant lambda:InvokeFunction "
+                    "(the stack's TokenBrokerInvokePolicyArn)"
+                ) from error
+            if code == "ResourceNotFoundException":
+                raise BrokerNotFound(f"no function {self.function_arn}: check the ARN, alias and region") from error
+            raise BrokerUnreachable(f"the broker could not be invoked: {code}") from error
+        except NoCredentialsError as error:
+            raise ClientMisconfigured("no AWS credentials to invoke the broker with") from error
+        except BotoCoreError as error:
+            raise BrokerUnreachable(f"the broker could not be invoked: {type(error).__name__}") from error
+        if response.get("FunctionError"):
+            raise BrokerFailed(f"the broker failed ({response['FunctionError']})")
+        return _json_object(body)
+
+    def _caller_proof(self) -> dict[str, Any]:
+        credentials = self._session().get_credentials()
+        if credentials is None:
+            raise ClientMisconfigured("no AWS credentials to sign a caller proof with")
+        frozen = credentials.get_frozen_credentials()
+        identity = (frozen.access_key, frozen.token)
+        now = self._clock()
+        with self._lock:
+            proof = self._proof
+            if proof is not None and proof.credentials == identity and now - proof.signed_at < PROOF_REUSE_SECONDS:
+                return proof.fields
+        proof = _Proof(sign_caller_proof(frozen, self._broker), identity, now)
+        with self._lock:
+            self._proof = proof
+        return proof.fields
+
+    def _client(self) -> Any:
+        if self._lambda is None:
+            self._lambda = self._session().client("lambda", config=LAMBDA_CLIENT_CONFIG)
+        return self._lambda
+
+
+class HttpTransport:
+    """The broker's HTTP route (`POST …/token`), signed with SigV4 for `execute-api`, as API
+    Gateway's IAM authorizer requires: for services that are not Lambdas."""
+
+    name = "http"
+
+    def __init__(
+        self, url: str, session: Callable[[], Any], region: str | None = None, pool: urllib3.PoolManager | None = None
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname or "")):
+            raise ClientMisconfigured("the broker's URL must be https (http only on a loopback host)")
+        host_region = _EXECUTE_API_HOST.fullmatch(parts.hostname or "")
+        self.url = url.rstrip("/") if url.rstrip("/").endswith("/token") else url.rstrip("/") + "/token"
+        self._session = session
+        self._region = region or (host_region["region"] if host_region else None)
+        self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4)
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(request).encode()
+        signed = AWSRequest("POST", self.url, data=body, headers={"Content-Type": "application/json"})
+        SigV4Auth(self._credentials(), "execute-api", self._region_name()).add_auth(signed)
+        try:
+            response = self._pool.request(
+                "POST",
+                self.url,
+                body=body,
+                headers=dict(signed.headers),
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+                retries=False,
+                redirect=False,
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise BrokerUnreachable(f"the broker's route could not be reached: {type(error).__name__}") from error
+        try:
+            document = _json_object(response.data)
+        except BrokerFailed:
+            document = {}
+        if isinstance(document.get("error"), str):  # the broker's own error answer
+            retry_after = response.headers.get("Retry-After", "")
+            return {
+                **document,
+                "status": response.status,
+                "retry_after": int(retry_after) if retry_after.isdigit() else None,
+            }
+        if response.status == 403:
+            raise BrokerForbidden(f"the route refused this caller: grant execute-api:Invoke on {self.url}")
+        if response.status == 404:
+            raise BrokerNotFound(f"no broker route at {self.url}")
+        if response.status == 429 or response.status >= 500:
+            raise BrokerUnreachable(f"the broker's route answered HTTP {response.status}")
+        if response.status != 200 or not document:
+            raise BrokerFailed(f"the broker's route answered HTTP {response.status} without a token")
+        return document
+
+    def _credentials(self) -> Any:
+        credentials = self._session().get_credentials()
+        if credentials is None:
+            raise ClientMisconfigured("no AWS credentials to sign the request with")
+        return credentials.get_frozen_credentials()
+
+    def _region_name(self) -> str:
+        region = self._region or self._session().region_name
+        if not region:
+            raise ClientMisconfigured("name the broker's region: TokenClient(url=..., region=...) or AWS_REGION")
+        return str(region)
+
+
+def _json_object(payload: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        raise BrokerFailed("the broker's answer is not JSON") from None
+    if not isinstance(document, dict):
+        raise BrokerFailed("the broker's answer is not a JSON object")
+    return document
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
