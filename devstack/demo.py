@@ -19,6 +19,8 @@ from devstack.stack import DEMO_PROFILE, LocalStack
 from devstack.sts import Issued, with_proof
 
 TIERS = {"MemoryHit": "memory tier", "TableHit": "DynamoDB tier", "TokenRequests": "authorization server"}
+# POWERTOOLS_LOG_LEVEL=DEBUG (or INFO) make demo: the handler logs at that level, above each step
+LOG_LEVEL = os.environ.get("POWERTOOLS_LOG_LEVEL")
 
 
 def masked(token: str) -> str:
@@ -49,7 +51,7 @@ def main() -> None:
     # an error answer publishes its metric on its own; Powertools warns that the rest is empty
     warnings.filterwarnings("ignore", "No application metrics to publish")
     print("Token Broker demo: local AWS (moto) and a local OAuth 2.0 server, no Docker, no AWS account\n")
-    with LocalStack() as stack:
+    with LocalStack(log_level=LOG_LEVEL or "WARNING") as stack:
         print("\n".join(stack.describe()), "\n")
         os.environ.update(stack.environment)
         app = load_handler_module()
@@ -71,6 +73,8 @@ def main() -> None:
 
         print(f"\nToken requests the authorization server received: {len(stack.server.token_requests())}")
         print("Answer shape:", json.dumps({**other["answer"], "access_token": "..."}))
+        if not LOG_LEVEL:
+            print("(POWERTOOLS_LOG_LEVEL=DEBUG make demo shows the handler's log lines above each step)")
     print("\nStopped the local servers.")
 
 

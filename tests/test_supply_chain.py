@@ -88,6 +88,7 @@ def test_pull_requests_and_main_run_the_checks_and_the_readmes_test_command() ->
 
 LOCKS = {
     ROOT / "requirements-dev.in": ROOT / "requirements-dev.txt",
+    ROOT / "requirements-local.in": ROOT / "requirements-local.txt",
     ROOT / "requirements-consumer.in": ROOT / "requirements-consumer.txt",
     ROOT / "requirements-tools.in": ROOT / "requirements-tools.txt",
     ROOT / "layers/broker_deps/requirements.in": ROOT / "layers/broker_deps/requirements.txt",
@@ -113,11 +114,22 @@ def test_every_requirement_is_locked_at_its_pin_with_hashes(source: Path) -> Non
             assert "--hash=sha256:" in entry, entry.splitlines()[0]
 
 
-def test_the_layers_and_the_development_environment_run_the_same_versions() -> None:
+def test_the_layers_the_local_stack_and_the_development_environment_run_the_same_versions() -> None:
     development = pins(ROOT / "requirements-dev.txt")
-    for layer in ("broker_deps", "broker_crypto"):
-        for name, version in pins(ROOT / f"layers/{layer}/requirements.txt").items():
-            assert development.get(name) == version, (layer, name)
+    for lock in (
+        "layers/broker_deps/requirements.txt",
+        "layers/broker_crypto/requirements.txt",
+        "requirements-local.txt",
+    ):
+        for name, version in pins(ROOT / lock).items():
+            assert development.get(name) == version, (lock, name)
+
+
+def test_the_demo_installs_only_the_runtime_and_the_local_stack() -> None:
+    local = pins(ROOT / "requirements-local.txt")
+    assert {"moto", "authlib", "flask", "aws-lambda-powertools", "cryptography"} <= set(local)
+    assert not {"aws-sam-cli", "cfn-lint", "mypy", "hypothesis", "pytest", "ruff", "sympy"} & set(local)
+    assert len(local) < len(pins(ROOT / "requirements-dev.txt")) / 3
 
 
 def test_every_install_requires_hashes() -> None:
