@@ -14,7 +14,7 @@ from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import FUNCTION_ARN
 from devstack.sts import Issued, LocalSts
 from tests.conftest import Broker, Profiles, credentials_environment
-from token_client import BrokerNotFound, BrokerUnreachable, TokenBrokerError, TokenClient
+from token_client import BrokerForbidden, BrokerNotFound, BrokerUnreachable, TokenBrokerError, TokenClient
 
 
 @pytest.fixture
@@ -234,3 +234,54 @@ def test_one_proof_serves_four_minutes_and_one_set_of_credentials(
     proofs = [event["caller_proof"] for event in lambda_api.invocations]
     assert proofs[0] == proofs[1]
     assert proofs[3]["security_token"] == session.caller.credentials.token
+
+
+def test_invalidating_an_old_token_never_evicts_a_newer_one(
+    tokens: TokenClient, lambda_api: LocalLambdaApi, profiles: Profiles
+) -> None:
+    profile = profiles.create()
+    current = tokens.token(profile)
+
+    tokens.invalidate(profile, token="a-token-some-thread-held-before")  # not the one kept: ignored
+    assert tokens.token(profile) == current
+    tokens.invalidate(profile, token=current)  # the one kept: the next call renews
+    tokens.token(profile)
+
+    assert [event.get("force_refresh", False) for event in lambda_api.invocations] == [False, True]
+    assert current.value not in repr(current)
+    assert current.authorization == f"Bearer {current.value}"
+
+
+def test_a_refused_invoke_permission_is_broker_forbidden_not_retryable(
+    consumer_session: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botocore.stub import Stubber
+
+    lambda_client = consumer_session.client("lambda")
+    stubber = Stubber(lambda_client)
+    stubber.add_client_error("invoke", "AccessDeniedException", "not authorized to perform lambda:InvokeFunction", 403)
+    client = TokenClient(function_name=FUNCTION_ARN, lambda_client=lambda_client, session=consumer_session)
+
+    with stubber, caplog.at_level("DEBUG", logger="token_client"), pytest.raises(BrokerForbidden) as raised:
+        client.get_token("p")
+
+    assert (raised.value.error, raised.value.status, raised.value.retryable) == ("broker_forbidden", 403, False)
+    assert "lambda:InvokeFunction" in raised.value.description
+    assert raised.value.__cause__ is not None
+    (record,) = [record for record in caplog.records if record.name == "token_client"]
+    assert (record.getMessage(), record.error, record.transport) == (
+        "no token from the broker",
+        "broker_forbidden",
+        "lambda",
+    )
+
+
+def test_the_logger_says_where_a_token_came_from_never_the_token(
+    tokens: TokenClient, profiles: Profiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("DEBUG", logger="token_client"):
+        value = tokens.get_token(profiles.create())
+
+    records = [record for record in caplog.records if record.name == "token_client"]
+    assert [record.getMessage() for record in records] == ["token from the broker"]
+    assert value not in repr(records[0].__dict__)
