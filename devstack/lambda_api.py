@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from devstack.lambda_host import FUNCTION_ARN, LambdaContext
+from devstack.lambda_host import FUNCTION_ARN, ClientContext, LambdaContext
 from devstack.loopback import LoopbackServer
 
 # Locally nobody signs requests; an HTTP caller is this identity unless the request names
@@ -74,7 +74,8 @@ class LocalLambdaApi:
             return Response(json.dumps(body), 400, {"x-amzn-errortype": "InvalidRequestContentException"})
         headers = {"X-Amz-Executed-Version": "$LATEST", "Content-Type": "application/json"}
         try:
-            answer = self._run("lambda_handler", event, invoked_arn)
+            client_context = ClientContext.from_header(request.headers.get("X-Amz-Client-Context"))
+            answer = self._run("lambda_handler", event, invoked_arn, client_context)
         except Exception as error:  # what Lambda reports as an unhandled function error
             headers["X-Amz-Function-Error"] = "Unhandled"
             answer = {"errorMessage": str(error), "errorType": type(error).__name__}
@@ -110,8 +111,12 @@ class LocalLambdaApi:
         answer = self._run("http_handler", event, self.function_arn)
         return Response(answer.get("body", ""), answer.get("statusCode", 502), answer.get("headers", {}))
 
-    def _run(self, handler: str, event: Any, invoked_arn: str) -> dict[str, Any]:
-        context = LambdaContext(function_name=self.function_name, invoked_function_arn=invoked_arn)
+    def _run(
+        self, handler: str, event: Any, invoked_arn: str, client_context: ClientContext | None = None
+    ) -> dict[str, Any]:
+        context = LambdaContext(
+            function_name=self.function_name, invoked_function_arn=invoked_arn, client_context=client_context
+        )
         with self._container:
             self.invocations.append(event)
             result: dict[str, Any] = getattr(self._app, handler)(event, context)

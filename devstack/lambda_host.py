@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib
 import io
@@ -30,6 +31,27 @@ BROKER_ENVIRONMENT = {
 
 
 @dataclass
+class ClientContext:
+    """What Lambda makes of an Invoke's `X-Amz-Client-Context` header (base64 JSON)."""
+
+    custom: dict[str, Any] | None = None
+    env: dict[str, Any] | None = None
+    client: dict[str, Any] | None = None
+
+    @classmethod
+    def from_header(cls, header: str | None) -> ClientContext | None:
+        if not header:
+            return None
+        try:
+            document = json.loads(base64.b64decode(header))
+        except ValueError:
+            return None
+        if not isinstance(document, dict):
+            return None
+        return cls(document.get("custom"), document.get("env"), document.get("client"))
+
+
+@dataclass
 class LambdaContext:
     """The attributes of Lambda's context object that the handler and Powertools read."""
 
@@ -38,6 +60,7 @@ class LambdaContext:
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     invoked_function_arn: str = FUNCTION_ARN
+    client_context: ClientContext | None = None
     _started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:

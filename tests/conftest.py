@@ -75,6 +75,19 @@ def consumer(local_sts: LocalSts) -> Issued:
     return issued
 
 
+@pytest.fixture
+def consumer_session(consumer: Issued) -> Any:
+    """The consumer role's boto3 session, as its Lambda has it."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=consumer.credentials.access_key,
+        aws_secret_access_key=consumer.credentials.secret_key,
+        aws_session_token=consumer.credentials.token,
+        region_name="us-east-1",
+    )
+
+
 def credentials_environment(caller: Issued) -> dict[str, str]:
     """The variables a process (a consumer Lambda, say) gets its credentials from."""
     credentials = caller.credentials
@@ -138,9 +151,12 @@ class _Collector(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.records: list[logging.LogRecord] = []
+        self.lines: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+        if self.formatter is not None:
+            self.lines.append(json.loads(self.format(record)))
 
 
 @pytest.fixture
@@ -150,6 +166,18 @@ def broker_log(app_module: ModuleType) -> Iterator[list[logging.LogRecord]]:
     logger = logging.getLogger(BROKER_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
     logger.addHandler(collector)
     yield collector.records
+    logger.removeHandler(collector)
+
+
+@pytest.fixture
+def broker_lines(app_module: ModuleType) -> Iterator[list[dict[str, Any]]]:
+    """The broker's log lines during one test, as JSON objects exactly as it writes them (with
+    the keys Powertools adds, such as `correlation_id` and `location`)."""
+    collector = _Collector()
+    collector.setFormatter(app_module.logger.registered_formatter)
+    logger = logging.getLogger(BROKER_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
+    logger.addHandler(collector)
+    yield collector.lines
     logger.removeHandler(collector)
 
 

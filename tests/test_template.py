@@ -221,3 +221,11 @@ def test_parameters_have_allowed_values() -> None:
         assert parameters[name]["AllowedValues"], name
     for name in ("SecretPrefix", "AlarmTopicArn"):
         assert parameters[name]["AllowedPattern"], name
+
+
+def test_lambdas_log_filter_agrees_with_powertools_level() -> None:
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    for name in BROKER_FUNCTIONS:
+        logging_config = RESOURCES[name]["Properties"]["LoggingConfig"]
+        assert logging_config["LogFormat"] == "JSON"
+        assert logging_config["ApplicationLogLevel"] == {"Ref": "LogLevel"}

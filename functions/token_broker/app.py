@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
+
 from broker import observability
 from broker.caller_identity import DIRECT, HTTP, Caller, http_caller
 from broker.config import Settings
@@ -39,6 +41,8 @@ Identify = Callable[[Any, float], Caller]
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    observability.correlate_direct_call(getattr(context, "client_context", None))
+
     def parse() -> tuple[TokenRequest, Any]:
         request = parse_request(event)
         return request, request.caller_proof
@@ -50,7 +54,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     return answer
 
 
-@logger.inject_lambda_context(clear_state=True, log_event=False)
+# API Gateway's request id (also in its access log) is the correlation id of every log line.
+@logger.inject_lambda_context(clear_state=True, log_event=False, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def http_handler(event: Any, context: Any) -> dict[str, Any]:
     def parse() -> tuple[TokenRequest, Any]:

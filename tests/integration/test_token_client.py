@@ -25,19 +25,6 @@ def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
 
 
 @pytest.fixture
-def consumer_session(consumer: Issued) -> Any:
-    """The consumer role's boto3 session, as its Lambda has it."""
-    import boto3
-
-    return boto3.session.Session(
-        aws_access_key_id=consumer.credentials.access_key,
-        aws_secret_access_key=consumer.credentials.secret_key,
-        aws_session_token=consumer.credentials.token,
-        region_name="us-east-1",
-    )
-
-
-@pytest.fixture
 def lambda_client(lambda_api: LocalLambdaApi, consumer_session: Any) -> Any:
     return consumer_session.client("lambda", endpoint_url=lambda_api.endpoint_url)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.authserver import LocalAuthorizationServer
+from devstack.authserver import Fault, LocalAuthorizationServer
 from devstack.lambda_host import FUNCTION_DIR
 from tests.conftest import BROKER_OUTPUT, SECRETS_USED, Broker, Profiles
 
@@ -79,3 +79,25 @@ def test_an_unsampled_invocation_sends_nothing(broker: Broker, profiles: Profile
 
     assert "access_token" in container.invoke({"profile": profiles.create()})["answer"]
     assert received(daemon, seconds=1.0) == []
+
+
+def test_a_refused_token_request_is_an_error_and_an_outage_a_fault(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, daemon: socket.socket
+) -> None:
+    # Given a traced container, a profile whose secret the server refuses, and one it cannot serve
+    container = broker.container_process(**traced_container(broker, daemon, sampled="1"))
+    refused = profiles.create()
+    profiles.put(refused, {**profiles.document(refused), "client_secret": "not-the-secret"})
+    unavailable = profiles.create()
+
+    # When each asks once
+    assert container.invoke({"profile": refused})["answer"]["error"] == "upstream_error"
+    auth_server.outage = Fault(status=503)
+    assert container.invoke({"profile": unavailable}, timeout_seconds=3)["answer"]["error"] == "upstream_unavailable"
+    documents = [json.loads(datagram.split("\n", 1)[1]) for datagram in received(daemon)]
+
+    # Then X-Ray sees the refusal as an error (a 4xx) and the outage as a fault (a 5xx)
+    by_profile = {document["annotations"]["profile"]: document for document in documents}
+    assert by_profile[refused].get("error") is True
+    assert "fault" not in by_profile[refused]
+    assert by_profile[unavailable].get("fault") is True

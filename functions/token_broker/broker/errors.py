@@ -106,6 +106,6 @@ class ConfigurationError(Exception):
     """The function's environment is invalid; raised at cold start, never answered."""
 
 
-def is_refusal(error: BrokerError) -> bool:
+def is_refusal(error: Exception) -> bool:
     """Whether the authorization server itself said no (a 4xx with an RFC 6749 error code)."""
-    return error.upstream_error is not None and isinstance(error, (UpstreamError, InvalidScope))
+    return isinstance(error, (UpstreamError, InvalidScope)) and error.upstream_error is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -18,6 +19,20 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # urllib3 logs request lines; whatever level the root logger is given, they stay quiet.
 for _library in ("boto3", "botocore", "urllib3"):
     logging.getLogger(_library).setLevel(logging.WARNING)
+
+
+# A request id a caller sends in its invocation's ClientContext (token_client does): short and
+# plain, since it is logged as given.
+CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def correlate_direct_call(client_context: object) -> None:
+    """Every log line of this invocation, the audit line too, carries the caller's request id as
+    `correlation_id`, when it sent a well-formed one (`{"custom": {"request_id": ...}}`)."""
+    custom = getattr(client_context, "custom", None)
+    request_id = custom.get("request_id") if isinstance(custom, dict) else None
+    if isinstance(request_id, str) and CALLER_REQUEST_ID.fullmatch(request_id):
+        logger.set_correlation_id(request_id)
 
 
 def cache_hit(tier: str) -> None:
@@ -37,6 +52,7 @@ def token_request_done(profile: str, outcome: str, seconds: float, attempt: int)
         metrics.add_metric(name="TokenRequestFailures", unit=MetricUnit.Count, value=1)
     logger.debug(
         "token endpoint answered",
+        stacklevel=3,  # the location logged is the caller's, not this helper's
         extra={"profile": profile, "outcome": outcome, "latency_ms": round(seconds * 1000, 1), "attempt": attempt},
     )
 
@@ -58,6 +74,7 @@ def audit(*, path: str, profile: str | None, caller: str | None, source: str | N
     from and how it ended. Never the token, the proof or anything secret."""
     logger.info(
         "answered",
+        stacklevel=3,
         extra={
             "audit": True,
             "path": path,
@@ -73,17 +90,21 @@ def audit(*, path: str, profile: str | None, caller: str | None, source: str | N
 def degraded(component: str, failure: str) -> None:
     """A dependency the broker can do without (the table) failed; callers are still served."""
     metrics.add_metric(name="CacheUnavailable", unit=MetricUnit.Count, value=1)
-    logger.warning("cache table unavailable, serving without it", extra={"component": component, "failure": failure})
+    logger.warning(
+        "cache table unavailable, serving without it",
+        extra={"component": component, "failure": failure},
+        stacklevel=3,
+    )
 
 
 def unreadable_cache_item(reason: str) -> None:
     """An item that no broker wrote as it is (tampered, corrupt, or sealed under another key):
     treated as a miss and renewed, never served. `reason` is the broker's, never the item's."""
     metrics.add_metric(name="UnreadableCacheItem", unit=MetricUnit.Count, value=1)
-    logger.warning("a cache item cannot be used; renewing it", extra={"reason": reason})
+    logger.warning("a cache item cannot be used; renewing it", extra={"reason": reason}, stacklevel=3)
 
 
 def cache_throttled(operation: str) -> None:
     """DynamoDB refused for want of capacity: the request waits and reads again."""
     metrics.add_metric(name="CacheThrottled", unit=MetricUnit.Count, value=1)
-    logger.info("cache table throttled; waiting", extra={"component": operation})
+    logger.info("cache table throttled; waiting", extra={"component": operation}, stacklevel=3)

@@ -16,6 +16,8 @@ import socket
 import time
 from collections.abc import Iterator
 
+from broker.errors import is_refusal
+
 DAEMON_ADDRESS_ENV = "AWS_XRAY_DAEMON_ADDRESS"
 TRACE_HEADER_ENV = "_X_AMZN_TRACE_ID"  # set by Lambda for each invocation
 HEADER = b'{"format": "json", "version": 1}\n'
@@ -34,15 +36,15 @@ def subsegment(name: str, annotations: dict[str, str]) -> Iterator[None]:
     Annotations must hold nothing secret: they are indexed and shown in the X-Ray console."""
     parent = _sampled_parent() if tracing_enabled() else None
     started = time.time()
-    fault: str | None = None
+    failure: Exception | None = None
     try:
         yield
     except Exception as error:
-        fault = type(error).__name__
+        failure = error
         raise
     finally:
         if parent is not None:
-            _send(name, annotations, parent, started, time.time(), fault)
+            _send(name, annotations, parent, started, time.time(), failure)
 
 
 def _sampled_parent() -> tuple[str, str] | None:
@@ -54,7 +56,7 @@ def _sampled_parent() -> tuple[str, str] | None:
 
 
 def _send(
-    name: str, annotations: dict[str, str], parent: tuple[str, str], start: float, end: float, fault: str | None
+    name: str, annotations: dict[str, str], parent: tuple[str, str], start: float, end: float, failure: Exception | None
 ) -> None:
     document: dict[str, object] = {
         "type": "subsegment",
@@ -66,9 +68,10 @@ def _send(
         "end_time": end,
         "annotations": annotations,
     }
-    if fault is not None:
-        document["fault"] = True
-        document["metadata"] = {"default": {"failure": fault}}
+    if failure is not None:
+        # X-Ray's classes: `error` for a 4xx (the server refused), `fault` for the rest
+        document["error" if is_refusal(failure) else "fault"] = True
+        document["metadata"] = {"default": {"failure": type(failure).__name__}}
     host, _, port = os.environ.get(DAEMON_ADDRESS_ENV, "127.0.0.1:2000").rpartition(":")
     # Tracing must never fail a request: a datagram that cannot be sent is dropped.
     with contextlib.suppress(OSError, ValueError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
