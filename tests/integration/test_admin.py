@@ -1,0 +1,152 @@
+"""`token-broker-admin`, the operator's commands, against the local stack: moto's Secrets Manager
+and DynamoDB, and the local authorization server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.admin import main
+from devstack.authserver import LocalAuthorizationServer
+from tests.conftest import Broker, Profiles
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str, clients: Any = None) -> tuple[int, str, str]:
+    status = main(list(argv), clients)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def profile_file(tmp_path: Path, profiles: Profiles, auth_server: LocalAuthorizationServer, **changes: Any) -> Path:
+    """A profile document for a client that exists on the local authorization server."""
+    template = profiles.document(profiles.create(scopes=["orders.read"]))
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps({**template, **changes}))
+    return path
+
+
+def test_check_accepts_a_valid_profile_and_names_a_bad_field_without_its_value(
+    tmp_path: Path, profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = profile_file(tmp_path, profiles, auth_server)
+    status, out, _ = run(capsys, "check", str(good))
+    assert status == 0
+    assert "a valid profile" in out
+    assert "client_secret_basic" in out
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(good.read_text()), "token_url": "http://idp.example.com/token"}))
+    status, out, err = run(capsys, "check", str(bad))
+    assert status == 1
+    assert "token_url" in err
+    assert "idp.example.com" not in err  # the field, never its value
+    assert json.loads(good.read_text())["client_secret"] not in out + err
+
+
+def test_put_creates_then_updates_the_secret_the_broker_reads(
+    tmp_path: Path,
+    broker: Broker,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    document = profile_file(tmp_path, profiles, auth_server)
+    name = "ops-put-profile"
+
+    status, out, _ = run(capsys, "put", name, str(document))
+    assert (status, out.split()[0]) == (0, "created")
+    assert profiles.document(name) == json.loads(document.read_text())
+    status, out, _ = run(capsys, "put", name, str(document))
+    assert (status, out.split()[0]) == (0, "updated")
+    assert "access_token" in broker.invoke({"profile": name}).answer  # the broker serves it
+
+
+def test_put_refuses_a_bad_profile_and_stores_nothing(
+    tmp_path: Path, profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = profile_file(tmp_path, profiles, auth_server, allowed_callers=["*"])
+
+    status, _, err = run(capsys, "put", "ops-never-stored", str(document))
+
+    assert status == 1
+    assert "allowed_callers" in err
+    status, _, err = run(capsys, "key", "ops-never-stored")
+    assert status == 1
+    assert "no secret token-broker/ops-never-stored" in err
+
+
+def test_try_gets_a_token_and_prints_it_masked(
+    profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = profiles.create(scopes=["orders.read"])
+
+    status, out, _ = run(capsys, "try", profile)
+
+    assert status == 0
+    token = auth_server.issued[-1]
+    assert token not in out
+    assert f"{token[:4]}…({len(token)} characters)" in out
+    assert "expires in 3600 s" in out
+    assert "'orders.read'" in out
+
+
+def test_try_says_what_the_server_refused(
+    profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = profiles.create()
+    profiles.put(profile, {**profiles.document(profile), "client_secret": "revoked-secret-value"})
+
+    status, out, err = run(capsys, "try", profile)
+
+    assert status == 1
+    assert "upstream_error (invalid_client)" in err
+    assert "revoked-secret-value" not in out + err
+
+
+def test_key_is_the_brokers_and_evict_removes_that_item(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = profiles.create()
+    cached = broker.invoke({"profile": profile}).answer["access_token"]
+
+    status, out, _ = run(capsys, "key", profile)
+    assert (status, out.strip()) == (0, broker.cache_key(profiles, profile))
+    status, out, _ = run(capsys, "key", profile, "--scopes", "orders.read")
+    assert out.strip() == broker.cache_key(profiles, profile, frozenset({"orders.read"}))
+
+    status, out, _ = run(capsys, "evict", profile, "--table", broker.table_name)
+    assert status == 0
+    assert "removed the cached token" in out
+    assert "memory copy" in out
+    assert broker.item(profiles, profile) == {}
+    broker.new_container()  # a container without the memory copy renews it
+    assert broker.invoke({"profile": profile}).answer["access_token"] not in (None, cached)
+
+
+def test_a_refused_credential_is_said_plainly(profiles: Profiles, capsys: pytest.CaptureFixture[str]) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from broker.wiring import AwsClients
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    stubber = Stubber(secrets)
+    stubber.add_client_error("get_secret_value", "AccessDeniedException", "not authorized", 400)
+    clients = AwsClients(dynamodb=None, secretsmanager=secrets, kms=None)
+
+    with stubber:
+        status, _, err = run(capsys, "try", "orders", clients=clients)
+
+    assert status == 1
+    assert "cannot read secret token-broker/orders: AccessDeniedException (your credentials lack the permission)" in err
+
+
+def test_the_console_script_is_installed() -> None:
+    import shutil
+    import sys
+
+    script = Path(sys.executable).parent / "token-broker-admin"
+    assert script.exists() or shutil.which("token-broker-admin")
