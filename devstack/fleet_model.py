@@ -7,8 +7,9 @@ and the clock are as real as in the rest of the local stack. A request runs on o
 container, all released together. Their metrics (EMF lines on stdout) are discarded.
 
 One setting differs from `wiring`'s: moto, answering a few hundred threads in this process on a
-small machine, can take longer than DynamoDB's milliseconds, so the table's read timeout is
-longer here. A container that timed out on moto would measure the simulator, not the broker.
+small machine, can take longer than DynamoDB's milliseconds to accept and answer, so the
+clients' connect and read timeouts are longer here. A container that timed out on moto would
+measure the simulator, not the broker.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from broker.wiring import (
 
 # Connections per shared client: enough that the containers wait on the table, not on the pool.
 POOL_SIZE = 50
-SIMULATOR_CONFIG = Config(max_pool_connections=POOL_SIZE, read_timeout=10.0)
+SIMULATOR_CONFIG = Config(max_pool_connections=POOL_SIZE, connect_timeout=10.0, read_timeout=10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +122,9 @@ class SimulatedFleet:
             served = service.get_token(parse_request(event), self._caller, time.time() + deadline_seconds)
         except BrokerError as error:
             return Outcome(None, None, error.answer(), time.perf_counter() - started)
-        except Exception:  # counted as the handler would answer it
-            return Outcome(None, None, InternalError("unexpected").answer(), time.perf_counter() - started)
+        except Exception as error:  # counted as the handler would answer it, and named
+            answer = InternalError(f"unexpected {type(error).__name__}: {error}").answer()
+            return Outcome(None, None, answer, time.perf_counter() - started)
         token = served.token
         return Outcome(
             token.access_token.reveal(), int(token.expires_at - time.time()), None, time.perf_counter() - started

@@ -55,7 +55,7 @@ class Smoke:
         session = boto3.session.Session(region_name=region)
         (described,) = session.client("cloudformation", config=CONFIG).describe_stacks(StackName=stack)["Stacks"]
         outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
-        return cls(session, outputs["TokenBrokerFunctionArn"], outputs["TokenApiUrl"])
+        return cls(session, outputs["TokenBrokerAliasArn"], outputs["TokenApiUrl"])
 
     def proof(self) -> dict[str, Any]:
         return sign_caller_proof(self.session.get_credentials().get_frozen_credentials(), Broker(self.function_arn))

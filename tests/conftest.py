@@ -24,6 +24,9 @@ from devstack.stack import create_profile
 from devstack.sts import Issued, LocalSts, with_proof
 
 put_on_path()
+# The broker logs at DEBUG throughout the suite, so that the leak check reads every line it can
+# write: set before any test module imports the broker's Logger.
+os.environ["POWERTOOLS_LOG_LEVEL"] = "DEBUG"
 
 EVENTS = Path(__file__).parent / "events"
 # Everything the broker said during the suite: log records at DEBUG, metrics, error answers
@@ -132,6 +135,7 @@ def app_module(broker_environment: dict[str, str]) -> ModuleType:
     for logger in (logging.getLogger(), logging.getLogger(BROKER_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])):
         logger.addHandler(recorder)
     logging.getLogger().setLevel(logging.DEBUG)
+    assert app.logger.log_level == logging.DEBUG, "the broker's Logger was made before the suite set DEBUG"
     return app
 
 
@@ -145,6 +149,26 @@ def no_secret_leaks(auth_server: LocalAuthorizationServer) -> Iterator[None]:
     sensitive = SECRETS_USED | set(auth_server.issued)
     leaked = sorted(value for value in sensitive if value in corpus)
     assert not leaked, f"{len(leaked)} secrets or tokens appear in the broker's output"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_metric_is_registered() -> Iterator[None]:
+    """Every metric the broker emitted during the suite (its EMF lines, from this process and
+    from every container process) is one `observability.EMITTED` names, with those dimensions:
+    the dashboard and the alarms are held to that registry."""
+    yield
+    from broker.observability import EMITTED
+
+    emitted: set[tuple[str, tuple[str, ...]]] = set()
+    for output in BROKER_OUTPUT:
+        for line in output.splitlines():
+            if not line.startswith('{"_aws"'):
+                continue
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                for dimensions in directive["Dimensions"]:
+                    emitted |= {(metric["Name"], tuple(sorted(dimensions))) for metric in directive["Metrics"]}
+    unregistered = sorted(entry for entry in emitted if EMITTED.get(entry[0]) != entry[1])
+    assert not unregistered, f"metrics emitted but not in observability.EMITTED: {unregistered}"
 
 
 class _Collector(logging.Handler):

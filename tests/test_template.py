@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -163,7 +165,9 @@ def test_consumers_get_a_layer_invoke_policies_and_parameters_that_never_block_a
     assert layer["CompatibleRuntimes"] == ["python3.10", "python3.11", "python3.12", "python3.13"]
     (statement,) = RESOURCES["TokenBrokerInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "lambda:InvokeFunction"
-    assert statement["Resource"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}  # never the HTTP function
+    assert statement["Resource"] == {
+        "Ref": "TokenBrokerFunction.Alias"
+    }  # the alias: never $LATEST or the HTTP function
     (route,) = RESOURCES["TokenApiInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert route["Action"] == "execute-api:Invoke"
     assert route["Resource"]["Fn::Sub"].endswith("${TokenApi}/*/POST/token")
@@ -173,7 +177,7 @@ def test_consumers_get_a_layer_invoke_policies_and_parameters_that_never_block_a
     assert "Export" not in outputs["TokenClientLayerArn"]
     assert RESOURCES["TokenClientLayerParameter"]["Properties"]["Value"] == {"Ref": "TokenClientLayer"}
     function_parameter = RESOURCES["TokenBrokerFunctionParameter"]["Properties"]["Value"]
-    assert function_parameter == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}
+    assert function_parameter == {"Ref": "TokenBrokerFunction.Alias"}
     for name in ("TokenClientLayerParameterName", "TokenBrokerFunctionParameterName", "TokenApiInvokePolicyArn"):
         assert name in outputs
     # sharing with an organization is opt-in, and names the direct function only
@@ -184,35 +188,109 @@ def test_consumers_get_a_layer_invoke_policies_and_parameters_that_never_block_a
     for resource in shared:
         assert resource["Condition"] == "SharedWithOrganization"
     permission = RESOURCES["TokenBrokerOrganizationPermission"]["Properties"]
-    assert permission["FunctionName"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}
+    assert permission["FunctionName"] == {"Ref": "TokenBrokerFunction.Alias"}
     assert permission["PrincipalOrgID"] == {"Ref": "ShareWithOrganization"}
     assert RESOURCES["ExampleConsumerFunction"]["Condition"] == "WithExampleConsumer"
 
 
-def test_alarms_watch_what_operators_must_hear_of_and_notify_the_optional_topic() -> None:
-    alarms = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    watched = {(a["Namespace"], a["MetricName"]) for a in alarms.values()}
+ALARMS = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+# Alarms on events rare and grave enough that one bad minute must page.
+AT_ONCE = {"FunctionErrorsAlarm", "HttpFunctionErrorsAlarm", "InternalErrorsAlarm"}
+
+
+def test_alarms_watch_what_the_broker_exists_for_and_need_more_than_one_bad_datapoint() -> None:
+    watched = {(alarm.get("Namespace"), alarm.get("MetricName")) for alarm in ALARMS.values()}
     assert watched >= {
-        ("TokenBroker", "TokenRequestFailures"),
+        ("TokenBroker", "TokenFetchFailures"),
+        ("TokenBroker", "TokenRefusals"),
         ("TokenBroker", "ErrorAnswers"),
+        ("TokenBroker", "CacheUnavailable"),
+        ("TokenBroker", "CacheThrottled"),
+        ("TokenBroker", "KmsUnavailable"),
+        ("TokenBroker", "UnreadableCacheItem"),
         ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Duration"),
         ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5xx"),
     }
-    upstream = alarms["UpstreamUnavailableAlarm"]["Dimensions"]
-    assert {"Name": "error", "Value": "upstream_unavailable"} in upstream
-    for alarm in alarms.values():
-        assert alarm["AlarmActions"] == {
-            "Fn::If": ["WithAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
-        }
-        assert alarm["TreatMissingData"] == "notBreaching"
+    # the rate against the quota, and the hit ratio, are metric math
+    expressions = {name: alarm["Metrics"][0]["Expression"] for name, alarm in ALARMS.items() if "Metrics" in alarm}
+    assert "TokenRequestQuotaPerMinute" in str(expressions["TokenRequestRateAlarm"])
+    assert "memory + table" in expressions["CacheHitRatioAlarm"]
+    for name, alarm in ALARMS.items():
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert alarm["DatapointsToAlarm"] <= alarm["EvaluationPeriods"], name
+        if name not in AT_ONCE:
+            assert alarm["DatapointsToAlarm"] >= 2, f"{name} fires on one datapoint"
+    # one timed-out waiter is no outage
+    assert ALARMS["UpstreamUnavailableAlarm"]["Threshold"] >= 5
+    assert ALARMS["DurationAlarm"]["ExtendedStatistic"] == "p99"
 
 
-def test_the_metric_names_alarms_watch_are_the_ones_the_broker_emits() -> None:
-    source = (ROOT / "functions/token_broker/broker/observability.py").read_text()
-    for alarm in RESOURCES.values():
-        if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"]["Namespace"] == "TokenBroker":
-            assert f'"{alarm["Properties"]["MetricName"]}"' in source
-    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "TokenBroker"
+def test_alarms_notify_the_stacks_own_topic_unless_another_is_named() -> None:
+    actions = [{"Fn::If": ["OwnAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}]
+    for name, alarm in ALARMS.items():
+        assert alarm["AlarmActions"] == actions, name
+        assert alarm["OKActions"] == actions, name
+    assert RESOURCES["AlarmTopic"]["Condition"] == "OwnAlarmTopic"
+    assert RESOURCES["AlarmEmailSubscription"]["Condition"] == "AlarmByEmail"
+    assert RESOURCES["AlarmEmailSubscription"]["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+    samconfig = (ROOT / "samconfig.toml").read_text()
+    prod = samconfig.split("[prod.deploy.parameters]", 1)[1]
+    assert "AlarmEmail=" in prod or "AlarmTopicArn=" in prod
+
+
+def test_every_deploy_is_a_canary_rolled_back_by_the_brokers_own_alarms() -> None:
+    for name in BROKER_FUNCTIONS:
+        properties = RESOURCES[name]["Properties"]
+        assert properties["AutoPublishAlias"] == "live"
+        preference = properties["DeploymentPreference"]
+        assert preference["Type"].startswith("Canary")
+        rollback = [alarm["Ref"] for alarm in preference["Alarms"]]
+        assert rollback
+        for alarm in rollback:
+            assert RESOURCES[alarm]["Type"] == "AWS::CloudWatch::Alarm", alarm
+    assert TEMPLATE["Outputs"]["TokenBrokerAliasArn"]["Value"] == {"Ref": "TokenBrokerFunction.Alias"}
+
+
+def metrics_plotted(body: dict[str, Any]) -> set[tuple[str, str, tuple[str, ...]]]:
+    """(namespace, metric, dimension names) of every metric a dashboard body draws, its SEARCH
+    expressions included."""
+    plotted = set()
+    search = re.compile(r"\{([^}]+)\} MetricName=\"([^\"]+)\"")
+    for widget in body["widgets"]:
+        for line in widget["properties"]["metrics"]:
+            if isinstance(line[0], dict):
+                for found in search.finditer(line[0].get("expression", "")):
+                    namespace, *dimensions = found.group(1).split(",")
+                    plotted.add((namespace, found.group(2), tuple(sorted(dimensions))))
+                continue
+            fields = [field for field in line if isinstance(field, str)]
+            namespace, metric, pairs = fields[0], fields[1], fields[2:]
+            plotted.add((namespace, metric, tuple(sorted(pairs[0::2]))))
+    return plotted
+
+
+def test_the_dashboard_and_the_alarms_plot_only_metrics_the_broker_emits() -> None:
+    from broker.observability import EMITTED, NAMESPACE
+
+    source = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = json.loads(re.sub(r"\$\{[^}]+\}", "1", source))
+    plotted = metrics_plotted(body)
+    for alarm in ALARMS.values():
+        stats = [alarm] + [query["MetricStat"]["Metric"] for query in alarm.get("Metrics", []) if "MetricStat" in query]
+        for metric in stats:
+            if "MetricName" in metric:
+                names = tuple(sorted(dimension["Name"] for dimension in metric["Dimensions"]))
+                plotted.add((metric["Namespace"], metric["MetricName"], names))
+    ours = {entry for entry in plotted if entry[0] == NAMESPACE}
+    assert ours
+    for _, metric, dimensions in ours:
+        assert EMITTED.get(metric) == dimensions, (metric, dimensions)
+    # and the dashboard shows what operators asked for
+    names = {metric for _, metric, _ in plotted}
+    assert names >= {"TokenRequestsByProfile", "MemoryHit", "ErrorAnswers", "Duration", "Throttles", "4xx", "5xx"}
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE
 
 
 def test_parameters_have_allowed_values() -> None:

@@ -12,6 +12,26 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token-broker"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenBroker"
 
+# Every metric the broker emits, in namespace NAMESPACE, with its dimensions: the dashboard and
+# the alarms in template.yaml plot and watch only these (a test holds them to it).
+EMITTED: dict[str, tuple[str, ...]] = {
+    "MemoryHit": ("service",),
+    "TableHit": ("service",),
+    "CacheMiss": ("service",),
+    "TokenRequests": ("service",),  # every HTTP exchange with a token endpoint: what its quota counts
+    "TokenRequestsByProfile": ("profile", "service"),  # profiles are the operators' secrets: few
+    "TokenRequestLatency": ("service",),
+    "TokenFetchFailures": ("service",),  # a fetch that got no answer after its retries (5xx, 429, timeouts)
+    "TokenRefusals": ("service",),  # a fetch the authorization server refused (4xx)
+    "ErrorAnswers": ("error", "service"),
+    "CacheUnavailable": ("service",),
+    "KmsUnavailable": ("service",),
+    "UnreadableCacheItem": ("service",),
+    "CacheThrottled": ("service",),
+}
+# the components of `degraded` that are KMS's, not DynamoDB's
+KMS_COMPONENTS = frozenset({"seal", "open"})
+
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
@@ -48,8 +68,7 @@ def token_request_done(profile: str, outcome: str, seconds: float, attempt: int)
     """One HTTP exchange with a token endpoint; `outcome` is its status or `unreachable`."""
     metrics.add_metric(name="TokenRequests", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="TokenRequestLatency", unit=MetricUnit.Milliseconds, value=round(seconds * 1000, 1))
-    if outcome != "200":
-        metrics.add_metric(name="TokenRequestFailures", unit=MetricUnit.Count, value=1)
+    _with_dimension("TokenRequestsByProfile", "profile", profile)
     logger.debug(
         "token endpoint answered",
         stacklevel=3,  # the location logged is the caller's, not this helper's
@@ -57,16 +76,23 @@ def token_request_done(profile: str, outcome: str, seconds: float, attempt: int)
     )
 
 
+def token_fetch_ended(outcome: str) -> None:
+    """How one fetch ended, whatever its attempts: `refused` (a 4xx) or `unavailable`."""
+    name = "TokenRefusals" if outcome == "refused" else "TokenFetchFailures"
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
 def error_answered(error: str) -> None:
     """Errors by code, as a dimension, so one alarm can watch a code across every profile."""
+    _with_dimension("ErrorAnswers", "error", error)
+
+
+def _with_dimension(name: str, dimension: str, value: str) -> None:
+    """A count with one more dimension than the service: its own EMF document."""
     with single_metric(
-        name="ErrorAnswers",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=NAMESPACE,
-        default_dimensions=metrics.default_dimensions,
+        name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE, default_dimensions=metrics.default_dimensions
     ) as metric:
-        metric.add_dimension(name="error", value=error)
+        metric.add_dimension(name=dimension, value=value)
 
 
 def audit(*, path: str, profile: str | None, caller: str | None, source: str | None, outcome: str, status: int) -> None:
@@ -90,6 +116,8 @@ def audit(*, path: str, profile: str | None, caller: str | None, source: str | N
 def degraded(component: str, failure: str) -> None:
     """A dependency the broker can do without (the table) failed; callers are still served."""
     metrics.add_metric(name="CacheUnavailable", unit=MetricUnit.Count, value=1)
+    if component in KMS_COMPONENTS:
+        metrics.add_metric(name="KmsUnavailable", unit=MetricUnit.Count, value=1)
     logger.warning(
         "cache table unavailable, serving without it",
         extra={"component": component, "failure": failure},

@@ -174,8 +174,8 @@ class TokenService:
         """One request renews a token about to expire, with one bounded try; the rest, and this
         one on failure, keep the cached token. None when it no longer serves this request."""
         now = self._clock()
-        if entry.failure is not None and entry.failure.until > now:
-            return self._hit(TABLE, key, cached)  # the fleet backs off after a failed try
+        if (entry.failure is not None and entry.failure.until > now) or entry.leased(now):
+            return self._hit(TABLE, key, cached)  # the fleet backs off after a failed try, or one is renewing
         budget = min(deadline, now + REFRESH_AHEAD_TRY_SECONDS, cached.expires_at - min_ttl)
         if budget - now < REFRESH_AHEAD_LEAST_SECONDS:
             return None
@@ -214,7 +214,8 @@ class TokenService:
         """Single flight: take the lease and fetch, or wait for whoever holds it.
 
         A waiter answers as soon as the item holds a token for it, or the failure that the
-        renewer recorded; while the table throttles it only reads, ever less often."""
+        renewer recorded. While another holds the lease, or the table throttles, it only reads,
+        ever less often: a write that must fail would only take capacity from the renewer's."""
         started = self._clock()
         wanted_since = started - self._settings.force_refresh_cooldown_seconds if request.force_refresh else None
         poll = POLL_FIRST_SECONDS
@@ -226,7 +227,7 @@ class TokenService:
                 if is_usable(token, now, min_ttl) and (wanted_since is None or token.fetched_at >= wanted_since):
                     return self._hit(TABLE, key, token)
                 _raise_remembered(entry.failure, now)
-            if not throttled:
+            if not throttled and not (entry is not None and entry.leased(now)):
                 owner = uuid.uuid4().hex
                 fetched_before = wanted_since
                 if entry is not None and entry.unreadable_since is not None:

@@ -108,6 +108,7 @@ class TokenEndpoint:
             if attempt == attempts or self._clock() + wait >= deadline:
                 break
             self._sleep(wait)
+        observability.token_fetch_ended("unavailable")
         raise UpstreamUnavailable(
             "the authorization server did not issue a token in time",
             # always a hint: the contract promises retry_after with every upstream_unavailable
@@ -136,6 +137,7 @@ class TokenEndpoint:
             observability.logger.warning(
                 "token request refused", extra={"profile": profile.name, "status": status, "upstream_error": code}
             )
+            observability.token_fetch_ended("refused")
             refusal = InvalidScope if code == "invalid_scope" else UpstreamError
             raise refusal(f"the authorization server refused the token request: {code}", upstream_error=code)
         if document is None:

@@ -75,8 +75,14 @@ REMEMBERED = {error.error: error for error in (UpstreamError, InvalidScope, Upst
 class TableEntry:
     token: CachedToken | None  # None: no token, or one that must not be served
     failure: Failure | None
+    # until when another request holds the renewal lease, if it plausibly does
+    lease_until: float | None = None
     # when the item holds a token that must not be served: its fetch time, if that is plausible
     unreadable_since: float | None = None
+
+    def leased(self, now: float) -> bool:
+        """Whether a renewal is under way: trying to take the lease would only cost a write."""
+        return self.lease_until is not None and self.lease_until > now
 
 
 class TokenTable:
@@ -102,13 +108,16 @@ class TokenTable:
             return None
         now = self._clock()
         failure = self._failure(item, now)
+        lease_until = _number(item, "lease_until")
+        if lease_until is not None and lease_until > now + LEASE_SECONDS + CLOCK_SKEW_SECONDS:
+            lease_until = None  # no broker writes one that far ahead: as good as lapsed
         try:
-            return TableEntry(self._token(key, item, now), failure)
+            return TableEntry(self._token(key, item, now), failure, lease_until)
         except CannotOpen as reason:
             observability.unreadable_cache_item(str(reason))
             fetched_at = _number(item, "fetched_at")
             plausible = fetched_at is not None and fetched_at <= now + CLOCK_SKEW_SECONDS
-            return TableEntry(None, failure, unreadable_since=fetched_at if plausible else None)
+            return TableEntry(None, failure, lease_until, unreadable_since=fetched_at if plausible else None)
 
     def acquire_lease(
         self,

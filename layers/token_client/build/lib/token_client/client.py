@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,20 +172,16 @@ class TokenClient:
             request["min_ttl"] = min_ttl
         if force_refresh:
             request["force_refresh"] = True
-        transport = self._transport.name
+        # one id per broker call, in this library's log lines and (direct calls) in the broker's
+        said = {"profile": profile, "transport": self._transport.name, "request_id": uuid.uuid4().hex}
         try:
-            answer = self._transport.ask(request)
-            token = self._token_of(answer)
+            token = self._token_of(self._transport.ask(request, said["request_id"]))
         except TokenBrokerError as error:
             logger.warning(
-                "no token from the broker",
-                extra={"profile": profile, "transport": transport, "error": error.error, "retryable": error.retryable},
+                "no token from the broker", extra={**said, "error": error.error, "retryable": error.retryable}
             )
             raise
-        logger.debug(
-            "token from the broker",
-            extra={"profile": profile, "transport": transport, "expires_in": int(token.expires_in(self._clock()))},
-        )
+        logger.debug("token from the broker", extra={**said, "expires_in": int(token.expires_in(self._clock()))})
         return token
 
     def _token_of(self, answer: dict[str, Any]) -> Token:

@@ -7,6 +7,7 @@ answer as the direct invocation's JSON object: a token, or `error`, `error_descr
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
@@ -75,11 +76,16 @@ class LambdaTransport:
         self._lock = threading.Lock()
         self._proof: _Proof | None = None
 
-    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+    def ask(self, request: dict[str, Any], request_id: str) -> dict[str, Any]:
         payload = json.dumps({**request, "caller_proof": self._caller_proof()}).encode()
+        # the broker logs this id as the correlation id of every line of this invocation
+        client_context = base64.b64encode(json.dumps({"custom": {"request_id": request_id}}).encode()).decode()
         try:
             response = self._client().invoke(
-                FunctionName=self.function_arn, InvocationType="RequestResponse", Payload=payload
+                FunctionName=self.function_arn,
+                InvocationType="RequestResponse",
+                Payload=payload,
+                ClientContext=client_context,
             )
             body = response["Payload"].read()
         except ClientError as error:
@@ -140,7 +146,8 @@ class HttpTransport:
         self._region = region or (host_region["region"] if host_region else None)
         self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4)
 
-    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+    def ask(self, request: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """`request_id` is only logged here: the broker correlates by API Gateway's own id."""
         body = json.dumps(request).encode()
         signed = AWSRequest("POST", self.url, data=body, headers={"Content-Type": "application/json"})
         SigV4Auth(self._credentials(), "execute-api", self._region_name()).add_auth(signed)
