@@ -6,6 +6,7 @@ each client's first token once."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -54,11 +55,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh environment with token_client installed as a user would, from its locked
     dependencies (hash-checked) and a wheel built from layers/token_client."""
     work = tmp_path_factory.mktemp("token-client")
+    # built from a copy: setuptools leaves build/ and egg-info beside the sources it builds
+    source = shutil.copytree(ROOT / "layers/token_client", work / "source")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(work), str(ROOT / "layers/token_client")],
-        check=True,
-    )
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(work), str(source)], check=True)
     (wheel,) = work.glob("token_client-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
     python = str(work / "venv" / "bin" / "python")
