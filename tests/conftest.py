@@ -19,6 +19,7 @@ import pytest
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.container import ContainerProcess
+from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
 from devstack.stack import create_profile
 from devstack.sts import Issued, LocalSts, with_proof
@@ -331,6 +332,14 @@ class Broker:
     def container_process(self, **overrides: str) -> ContainerProcess:
         (container,) = self.container_processes(1, **overrides)
         return container
+
+
+@pytest.fixture
+def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
+    """The broker container behind a local Lambda Invoke API and HTTP route (what `make serve` serves)."""
+    api = LocalLambdaApi(broker.app).start()
+    yield api
+    api.stop()
 
 
 @pytest.fixture

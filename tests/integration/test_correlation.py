@@ -4,7 +4,6 @@ line names where it was logged, not the logging helper."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,6 @@ from devstack.lambda_api import LocalLambdaApi
 from tests.conftest import Broker, Profiles
 from tests.integration.test_http_route import http_event
 from token_client import TokenClient
-
-
-@pytest.fixture
-def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
-    api = LocalLambdaApi(broker.app).start()
-    yield api
-    api.stop()
 
 
 def audit_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

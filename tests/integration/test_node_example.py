@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from devstack.lambda_api import LocalLambdaApi
 from devstack.sts import Issued
 from devstack.template import ROOT
-from tests.conftest import Broker, Profiles, credentials_environment
+from tests.conftest import Profiles, credentials_environment
 
 EXAMPLE = ROOT / "docs/examples/node"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
@@ -30,13 +29,6 @@ def node_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(EXAMPLE / name, work / name)
     subprocess.run([NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True)
     return work
-
-
-@pytest.fixture
-def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
-    api = LocalLambdaApi(broker.app).start()
-    yield api
-    api.stop()
 
 
 def test_the_node_example_gets_a_token_with_a_caller_proof_sts_accepts(

@@ -4,7 +4,6 @@ Invoke API and HTTP route (what it reads from the stack's outputs is given direc
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from devstack.lambda_api import LocalLambdaApi
 from devstack.sts import Issued
 from devstack.template import ROOT
-from tests.conftest import CONSUMER_ROLE_ARN, Broker, Profiles
+from tests.conftest import CONSUMER_ROLE_ARN, Profiles
 
 LOCAL_DEVELOPER_ROLE_ARN = "arn:aws:iam::123456789012:role/local-developer"  # the local route's caller
 
@@ -25,13 +24,6 @@ def load_smoke() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
-    api = LocalLambdaApi(broker.app).start()
-    yield api
-    api.stop()
 
 
 def smoke_against(lambda_api: LocalLambdaApi, caller: Issued, monkeypatch: pytest.MonkeyPatch) -> Any:

@@ -4,7 +4,6 @@ Invoke API endpoint, which runs the broker's real handler."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,13 +14,6 @@ from devstack.lambda_host import FUNCTION_ARN
 from devstack.sts import Issued, LocalSts
 from tests.conftest import Broker, Profiles, credentials_environment
 from token_client import BrokerForbidden, BrokerNotFound, BrokerUnreachable, TokenBrokerError, TokenClient
-
-
-@pytest.fixture
-def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
-    api = LocalLambdaApi(broker.app).start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

@@ -212,5 +212,25 @@ class TokenClient:
         return self._session
 
 
+class ForProfile:
+    """What an HTTP client's adapter holds: one profile's (and scope set's) tokens from a client,
+    and how to report one refused."""
+
+    def __init__(
+        self, client: TokenClient, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None
+    ) -> None:
+        self._client = client
+        self._profile = profile
+        self._scopes = list(scopes) if scopes is not None else None
+        self._min_ttl = min_ttl
+
+    def _token(self) -> Token:
+        return self._client.token(self._profile, self._scopes, self._min_ttl)
+
+    def _refused(self, token: Token) -> None:
+        """The API answered 401 to `token`: evict it (only it) so that the next one is new."""
+        self._client.invalidate(self._profile, self._scopes, token=token)
+
+
 def _key(profile: str, scopes: Iterable[str] | None) -> _Key:
     return profile, frozenset(scopes) if scopes is not None else None

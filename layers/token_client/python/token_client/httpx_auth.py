@@ -7,29 +7,23 @@ worker thread, never on the event loop. Needs `pip install token-client[httpx]`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Iterable
+from collections.abc import AsyncGenerator, Generator
 
 import anyio.to_thread
 import httpx
 
-from token_client.client import Token, TokenClient
+from token_client.client import ForProfile
 
 
-class TokenAuth(httpx.Auth):
-    def __init__(
-        self, client: TokenClient, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None
-    ) -> None:
-        self._client = client
-        self._profile = profile
-        self._scopes = list(scopes) if scopes is not None else None
-        self._min_ttl = min_ttl
+class TokenAuth(ForProfile, httpx.Auth):
+    """`TokenAuth(client, profile, scopes=None, min_ttl=None)`."""
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         token = self._token()
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401:
-            self._invalidate(token)
+            self._refused(token)
             request.headers["Authorization"] = self._token().authorization
             yield request
 
@@ -38,12 +32,6 @@ class TokenAuth(httpx.Auth):
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401:
-            self._invalidate(token)
+            self._refused(token)
             request.headers["Authorization"] = (await anyio.to_thread.run_sync(self._token)).authorization
             yield request
-
-    def _token(self) -> Token:
-        return self._client.token(self._profile, self._scopes, self._min_ttl)
-
-    def _invalidate(self, token: Token) -> None:
-        self._client.invalidate(self._profile, self._scopes, token=token)
