@@ -251,6 +251,8 @@ def test_every_deploy_is_a_canary_rolled_back_by_the_brokers_own_alarms() -> Non
         for alarm in rollback:
             assert RESOURCES[alarm]["Type"] == "AWS::CloudWatch::Alarm", alarm
     assert TEMPLATE["Outputs"]["TokenBrokerAliasArn"]["Value"] == {"Ref": "TokenBrokerFunction.Alias"}
+    example = RESOURCES["ExampleConsumerFunction"]["Properties"]["Environment"]["Variables"]
+    assert example["TOKEN_BROKER_FUNCTION"] == {"Ref": "TokenBrokerFunction.Alias"}  # an ARN, never a name
 
 
 def metrics_plotted(body: dict[str, Any]) -> set[tuple[str, str, tuple[str, ...]]]:
