@@ -71,7 +71,7 @@ def test_a_token_request_is_a_subsegment_without_secrets(
     assert document["annotations"]["profile"] == profile
     assert document["start_time"] <= document["end_time"]
     for value in [*SECRETS_USED, *auth_server.issued]:
-        assert value not in datagrams[0]
+        assert not value or value not in datagrams[0]
 
 
 def test_an_unsampled_invocation_sends_nothing(broker: Broker, profiles: Profiles, daemon: socket.socket) -> None:
