@@ -133,6 +133,7 @@ def unreadable_cache_item(reason: str) -> None:
 
 
 def cache_throttled(operation: str) -> None:
-    """DynamoDB refused for want of capacity: the request waits and reads again."""
+    """DynamoDB refused for want of capacity: the request waits and reads again. A large fleet
+    can be throttled thousands of times a minute: the metric counts them, DEBUG tells each."""
     metrics.add_metric(name="CacheThrottled", unit=MetricUnit.Count, value=1)
-    logger.info("cache table throttled; waiting", extra={"component": operation}, stacklevel=3)
+    logger.debug("cache table throttled; waiting", extra={"component": operation}, stacklevel=3)
