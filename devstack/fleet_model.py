@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from broker.caller_identity import DIRECT, Caller
@@ -36,13 +35,7 @@ from broker.service import TokenService
 from broker.token_request import parse_request
 from broker.token_sealer import TokenSealer
 from broker.token_table import TokenTable
-from broker.wiring import (
-    KMS_CLIENT_CONFIG,
-    SECRETS_CLIENT_CONFIG,
-    TABLE_CLIENT_CONFIG,
-    AwsClients,
-    build_service,
-)
+from broker.wiring import AwsClients, aws_clients, build_service
 
 # Connections per shared client: enough that the containers wait on the table, not on the pool.
 POOL_SIZE = 50
@@ -77,12 +70,7 @@ class SimulatedFleet:
 
     def __init__(self, environment: Mapping[str, str], size: int, caller_arn: str) -> None:
         self.settings = Settings.from_env(environment)
-        session = boto3.session.Session()
-        self.clients = AwsClients(
-            dynamodb=session.client("dynamodb", config=TABLE_CLIENT_CONFIG.merge(SIMULATOR_CONFIG)),
-            secretsmanager=session.client("secretsmanager", config=SECRETS_CLIENT_CONFIG.merge(SIMULATOR_CONFIG)),
-            kms=session.client("kms", config=KMS_CLIENT_CONFIG.merge(SIMULATOR_CONFIG)),
-        )
+        self.clients = aws_clients(SIMULATOR_CONFIG)
         self.containers = [build_service(self.settings, self.clients) for _ in range(size)]
         self._caller = Caller(DIRECT, caller_arn)
 

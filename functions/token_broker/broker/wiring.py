@@ -34,12 +34,18 @@ class AwsClients:
     kms: Any
 
 
-def aws_clients() -> AwsClients:
+def aws_clients(overrides: Config | None = None) -> AwsClients:
+    """The container's clients; `overrides` changes settings of all three (the simulated fleet
+    of devstack.fleet_model shares them among hundreds of threads)."""
     session = boto3.session.Session()
+
+    def configured(config: Config) -> Config:
+        return config.merge(overrides) if overrides is not None else config
+
     return AwsClients(
-        dynamodb=session.client("dynamodb", config=TABLE_CLIENT_CONFIG),
-        secretsmanager=session.client("secretsmanager", config=SECRETS_CLIENT_CONFIG),
-        kms=session.client("kms", config=KMS_CLIENT_CONFIG),
+        dynamodb=session.client("dynamodb", config=configured(TABLE_CLIENT_CONFIG)),
+        secretsmanager=session.client("secretsmanager", config=configured(SECRETS_CLIENT_CONFIG)),
+        kms=session.client("kms", config=configured(KMS_CLIENT_CONFIG)),
     )
 
 
