@@ -31,12 +31,11 @@ for place in (
         sys.path.insert(0, str(place))
 
 import boto3  # noqa: E402
-import urllib3  # noqa: E402
-from botocore.auth import SigV4Auth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from token_client.caller_proof import Broker, sign_caller_proof  # noqa: E402
+from token_client.errors import TokenBrokerError  # noqa: E402
+from token_client.transports import HttpTransport  # noqa: E402
 
 CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
 
@@ -45,7 +44,7 @@ class Smoke:
     def __init__(self, session: Any, function_arn: str, api_url: str) -> None:
         self.session = session
         self.function_arn = function_arn
-        self.api_url = api_url.rstrip("/") + "/token"
+        self.route = HttpTransport(api_url, lambda: session, session.region_name)
         self.lambda_client = session.client("lambda", config=CONFIG)
         self.failures: list[str] = []
 
@@ -65,18 +64,14 @@ class Smoke:
         answer: dict[str, Any] = json.loads(response["Payload"].read())
         return answer
 
-    def post(self, body: object) -> tuple[int, dict[str, Any]]:
-        """The HTTP route, signed with SigV4 for execute-api as API Gateway's IAM authorizer wants."""
-        data = json.dumps(body).encode()
-        request = AWSRequest("POST", self.api_url, data=data, headers={"Content-Type": "application/json"})
-        credentials = self.session.get_credentials().get_frozen_credentials()
-        SigV4Auth(credentials, "execute-api", self.session.region_name).add_auth(request)
-        answer = urllib3.request("POST", self.api_url, body=data, headers=dict(request.headers), timeout=30)
+    def post(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The HTTP route, through token_client's own SigV4-signed transport: the broker's answer,
+        or what stopped the call (API Gateway's 403 for a caller without execute-api:Invoke)."""
         try:
-            document = json.loads(answer.data or b"{}")
-        except ValueError:
-            document = {}
-        return answer.status, document if isinstance(document, dict) else {}
+            answer = self.route.ask(body, secrets.token_hex(8))
+        except TokenBrokerError as error:
+            return error.status, {"error": error.error, "error_description": error.description}
+        return answer.get("status", 200), answer
 
     def expect(self, check: str, status: int, error: str | None, got_status: int, got: dict[str, Any]) -> None:
         if got_status == status and got.get("error") == error:
