@@ -30,7 +30,6 @@ from devstack.coldstart import measure as measure_cold_start
 from devstack.coldstart import tracing_environment
 from devstack.container import ContainerProcess
 from devstack.fleet_model import SimulatedFleet, latency_ms, percentile, seed_token
-from devstack.lambda_api import LOCAL_CALLER_ARN
 from devstack.lambda_host import invoke, load_handler_module
 from devstack.stack import DEMO_PROFILE, DEVELOPER_ROLE_ARN, LocalStack, create_profile
 from devstack.sts import with_proof
@@ -210,7 +209,7 @@ class Bench:
 
         os.environ.update(self.environment)  # the simulated containers' AWS clients reach moto
         server, results = self.stack.server, {}
-        fleet = SimulatedFleet(self.environment, TROUBLE_CONTAINERS, LOCAL_CALLER_ARN)
+        fleet = SimulatedFleet(self.environment, TROUBLE_CONTAINERS, self.stack.developer.arn)
         for name, outage in OUTAGES.items():
             # a cached token inside the refresh-ahead window, as an outage begins
             profile, document = self.profile_document()
@@ -249,7 +248,7 @@ class Bench:
         }
         server.reset()
         containers, per_second = SCALE_MODEL
-        fleet = SimulatedFleet(self.environment, containers, LOCAL_CALLER_ARN)
+        fleet = SimulatedFleet(self.environment, containers, self.stack.developer.arn)
         with self.stack.aws.throttled(per_second) as throttle:
             outcomes = fleet.ask_at_once({"profile": self.profile()})
         results["scale_model"] = {

@@ -1,6 +1,8 @@
 """Local doors to the broker's real handler, no Docker: the Lambda Invoke API (as
-`sam local start-lambda` serves it) and `POST /token` as an HTTP API would pass it on (as
-`sam local start-api` does). Invocations run one at a time, like one warm container."""
+`sam local start-lambda` serves it) and `POST /token` as an HTTP API with an IAM authorizer
+passes it on: the request must be SigV4-signed for `execute-api` with credentials the local STS
+issued, and the event names the signer as API Gateway would. Invocations run one at a time,
+like one warm container."""
 
 from __future__ import annotations
 
@@ -17,16 +19,13 @@ from werkzeug.wrappers import Request, Response
 
 from devstack.lambda_host import FUNCTION_ARN, ClientContext, LambdaContext
 from devstack.loopback import LoopbackServer
-
-# Locally nobody signs requests; an HTTP caller is this identity unless the request names
-# another in X-Local-Caller-Arn (a header the real API Gateway would never trust).
-LOCAL_CALLER_ARN = "arn:aws:sts::123456789012:assumed-role/local-developer/local-session"
-CALLER_HEADER = "X-Local-Caller-Arn"
+from devstack.sts import LocalSts
 
 
 class LocalLambdaApi:
-    def __init__(self, app: ModuleType, function_arn: str = FUNCTION_ARN, port: int = 0):
+    def __init__(self, app: ModuleType, sts: LocalSts, function_arn: str = FUNCTION_ARN, port: int = 0):
         self.function_arn = function_arn
+        self._sts = sts
         self.function_name = function_arn.split(":")[6]
         self.invocations: list[Any] = []  # every event the handler received, in order
         self._app = app
@@ -83,6 +82,9 @@ class LocalLambdaApi:
 
     def _http_route(self, request: Request) -> Response:
         raw = request.get_data()
+        signer, (code, message) = self._sts.verify(request, raw, "execute-api")
+        if signer is None:  # API Gateway's IAM authorizer answers this way, without invoking anything
+            return Response(json.dumps({"message": message}), 403, {"x-amzn-errortype": code})
         now = time.time()
         event = {
             "version": "2.0",
@@ -93,7 +95,17 @@ class LocalLambdaApi:
             "requestContext": {
                 "accountId": "123456789012",
                 "apiId": "local",
-                "authorizer": {"iam": {"userArn": request.headers.get(CALLER_HEADER, LOCAL_CALLER_ARN)}},
+                "authorizer": {
+                    "iam": {
+                        "accessKey": signer.credentials.access_key,
+                        "accountId": signer.arn.split(":")[4],
+                        "callerId": signer.user_id,
+                        "cognitoIdentity": None,
+                        "principalOrgId": None,
+                        "userArn": signer.arn,
+                        "userId": signer.user_id,
+                    }
+                },
                 "http": {
                     "method": request.method,
                     "path": request.path,

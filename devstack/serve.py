@@ -11,9 +11,10 @@ import os
 import signal
 import threading
 
-from devstack.lambda_api import CALLER_HEADER, LOCAL_CALLER_ARN, LocalLambdaApi
+from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import load_handler_module
 from devstack.stack import DEMO_PROFILE, LocalStack
+from devstack.sts import Issued
 
 PORT = int(os.environ.get("TOKEN_BROKER_PORT", "3001"))
 
@@ -24,30 +25,39 @@ def main() -> None:
         signal.signal(stop_signal, lambda *_: stopping.set())
     with LocalStack(log_level=os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO")) as stack:
         os.environ.update(stack.environment)
-        api = LocalLambdaApi(load_handler_module(), port=PORT).start()
-        url = api.endpoint_url
+        api = LocalLambdaApi(load_handler_module(), stack.sts, port=PORT).start()
         print("Token Broker, local stack (Ctrl-C stops it)\n")
         print("\n".join(stack.describe()))
-        developer = stack.developer
-        credentials = developer.credentials
-        print(f"  Lambda Invoke API      {url}/2015-03-31/functions/{api.function_arn}/invocations")
-        print(f"  HTTP route             POST {url}/token  (caller {LOCAL_CALLER_ARN}, or header {CALLER_HEADER})")
-        print(f"  local developer        {developer.arn}  (credentials from the local STS, below)")
-        print("\nFrom another shell, as the local developer (the demo profile admits that role):")
-        print(f"  AWS_ENDPOINT_URL_LAMBDA={url} TOKEN_BROKER_FUNCTION={api.function_arn} \\")
-        print(f"  AWS_ACCESS_KEY_ID={credentials.access_key} AWS_SECRET_ACCESS_KEY={credentials.secret_key} \\")
-        print(f"  AWS_SESSION_TOKEN={credentials.token} AWS_DEFAULT_REGION=us-east-1 \\")
-        print(
-            "    PYTHONPATH=layers/token_client/python .venv/bin/python -c "
-            f"'from token_client import TokenClient; print(TokenClient().auth_header(\"{DEMO_PROFILE}\"))'"
-        )
-        print(f'  curl -s -X POST {url}/token -d \'{{"profile": "{DEMO_PROFILE}"}}\'\n', flush=True)
+        print(f"  Lambda Invoke API      {api.endpoint_url}/2015-03-31/functions/{api.function_arn}/invocations")
+        print(f"  HTTP route             POST {api.endpoint_url}/token  (SigV4 for execute-api, as the IAM authorizer)")
+        print(f"  local developer        {stack.developer.arn}  (credentials from the local STS, below)")
+        print("\n".join(["", *usage(api, stack.developer, DEMO_PROFILE), ""]), flush=True)
         try:
             while not stopping.wait(0.5):
                 pass
         finally:
             api.stop()
     print("\nStopped the local stack.")
+
+
+def usage(api: LocalLambdaApi, developer: Issued, profile: str) -> list[str]:
+    """What to paste in another shell, as the local developer (whom `profile` admits): token_client
+    by either door, and curl with a request body from `token-broker-request`."""
+    credentials = developer.credentials
+    request_body = f"PYTHONPATH=layers/token_client/python .venv/bin/python -m token_client.request_body {profile}"
+    client = "PYTHONPATH=layers/token_client/python .venv/bin/python -c 'from token_client import TokenClient; "
+    return [
+        "From another shell, as the local developer (the demo profile admits that role):",
+        f"  export AWS_ACCESS_KEY_ID={credentials.access_key} AWS_SECRET_ACCESS_KEY={credentials.secret_key} \\",
+        f"    AWS_SESSION_TOKEN={credentials.token} AWS_DEFAULT_REGION=us-east-1 \\",
+        f"    AWS_ENDPOINT_URL_LAMBDA={api.endpoint_url} TOKEN_BROKER_FUNCTION={api.function_arn} \\",
+        f"    TOKEN_BROKER_AUDIENCE={api.function_arn}",
+        f'  {client}print(TokenClient().auth_header("{profile}"))\'',
+        f'  {client}print(TokenClient(url="{api.endpoint_url}").auth_header("{profile}"))\'',
+        '  curl -s --aws-sigv4 "aws:amz:us-east-1:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\',
+        '    -H "x-amz-security-token: $AWS_SESSION_TOKEN" -H "Content-Type: application/json" \\',
+        f'    -d "$({request_body})" {api.endpoint_url}/token',
+    ]
 
 
 if __name__ == "__main__":

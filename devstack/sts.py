@@ -5,6 +5,9 @@ stale or re-targeted proof fails. This server issues credentials of its own and 
 `GetCallerIdentity` only as AWS STS would: a SigV4 signature it verifies itself (canonical
 request, credential scope, signing key), a date within 15 minutes, `host` and `x-amz-date`
 signed, the session token that belongs to the key. It can also fail on command.
+
+`verify` is the same check for any service's SigV4 request: the local HTTP route uses it as API
+Gateway's IAM authorizer, for `execute-api`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, quote
 
 from botocore.credentials import ReadOnlyCredentials
 from werkzeug.wrappers import Request, Response
@@ -107,7 +110,7 @@ class LocalSts:
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         if request.method != "POST" or request.path != "/" or form.get("Action") != ["GetCallerIdentity"]:
             return _error(request, 400, "InvalidAction", "only POST / with Action=GetCallerIdentity is served")
-        issued, problem = self._verify(request, body)
+        issued, problem = self.verify(request, body, "sts")
         if issued is None:
             return _error(request, 403, *problem)
         result = {"Arn": issued.arn, "UserId": issued.user_id, "Account": issued.arn.split(":")[4]}
@@ -124,7 +127,9 @@ class LocalSts:
         xml = f"<GetCallerIdentityResponse>{result_xml}</GetCallerIdentityResponse>"
         return Response(xml, 200, content_type="text/xml")
 
-    def _verify(self, request: Request, body: bytes) -> tuple[Issued | None, tuple[str, str]]:
+    def verify(self, request: Request, body: bytes, service: str) -> tuple[Issued | None, tuple[str, str]]:
+        """Who signed `request` (SigV4, for `service` in this server's region) with credentials
+        this server issued; else None and the error code and message AWS would give."""
         authorization = _AUTHORIZATION.fullmatch(request.headers.get("Authorization", ""))
         if authorization is None:
             return None, ("IncompleteSignature", "the Authorization header is not SigV4")
@@ -133,7 +138,7 @@ class LocalSts:
             return None, ("InvalidClientTokenId", "the security token included in the request is invalid")
         amz_date = request.headers.get("X-Amz-Date", "")
         signed = authorization["signed_headers"].split(";")
-        if authorization["service"] != "sts" or authorization["region"] != self.region:
+        if authorization["service"] != service or authorization["region"] != self.region:
             return None, ("SignatureDoesNotMatch", "credential scope names another service or region")
         if not {"host", "x-amz-date"} <= set(signed) or amz_date[:8] != authorization["date"]:
             return None, ("SignatureDoesNotMatch", "host and x-amz-date must be signed")
@@ -148,19 +153,31 @@ class LocalSts:
             return None, ("InvalidClientTokenId", "the security token included in the request is invalid")
         canonical_headers = "".join(f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in signed)
         canonical_request = "\n".join(
-            ["POST", "/", "", canonical_headers, authorization["signed_headers"], hashlib.sha256(body).hexdigest()]
+            [
+                request.method,
+                quote(request.path, safe="/-_.~"),
+                _canonical_query(request.query_string.decode()),
+                canonical_headers,
+                authorization["signed_headers"],
+                hashlib.sha256(body).hexdigest(),
+            ]
         )
-        scope = f"{authorization['date']}/{self.region}/sts/aws4_request"
+        scope = f"{authorization['date']}/{self.region}/{service}/aws4_request"
         string_to_sign = "\n".join(
             ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
         )
         key = f"AWS4{issued.credentials.secret_key}".encode()
-        for part in (authorization["date"], self.region, "sts", "aws4_request"):
+        for part in (authorization["date"], self.region, service, "aws4_request"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, authorization["signature"]):
             return None, ("SignatureDoesNotMatch", "the request signature does not match")
         return issued, ("", "")
+
+
+def _canonical_query(query: str) -> str:
+    pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    return "&".join(f"{quote(name, safe='-_.~')}={quote(value, safe='-_.~')}" for name, value in pairs)
 
 
 def _error(request: Request, status: int, code: str, message: str) -> Response:

@@ -41,10 +41,10 @@ CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, 
 
 
 class Smoke:
-    def __init__(self, session: Any, function_arn: str, api_url: str) -> None:
+    def __init__(self, session: Any, function_arn: str, api_url: str, audience: str) -> None:
         self.session = session
         self.function_arn = function_arn
-        self.route = HttpTransport(api_url, lambda: session, session.region_name)
+        self.route = HttpTransport(api_url, lambda: session, audience, session.region_name)
         self.lambda_client = session.client("lambda", config=CONFIG)
         self.failures: list[str] = []
 
@@ -54,7 +54,7 @@ class Smoke:
         session = boto3.session.Session(region_name=region)
         (described,) = session.client("cloudformation", config=CONFIG).describe_stacks(StackName=stack)["Stacks"]
         outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
-        return cls(session, outputs["TokenBrokerAliasArn"], outputs["TokenApiUrl"])
+        return cls(session, outputs["TokenBrokerAliasArn"], outputs["TokenApiUrl"], outputs["TokenBrokerAudience"])
 
     def proof(self) -> dict[str, Any]:
         return sign_caller_proof(self.session.get_credentials().get_frozen_credentials(), Broker(self.function_arn))

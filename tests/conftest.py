@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -206,6 +208,45 @@ def broker_lines(app_module: ModuleType) -> Iterator[list[dict[str, Any]]]:
     logger.removeHandler(collector)
 
 
+def http_event(
+    body: Any = None,
+    *,
+    signer: Issued | None = None,
+    gateway_caller: str | None = None,
+    path: str | None = None,
+    method: str | None = None,
+    is_base64: bool | None = None,
+) -> dict[str, Any]:
+    """The sample HTTP API event from tests/events with another body, path or method. A body
+    without a `caller_proof` gets one signed by `signer`; `gateway_caller` is the principal
+    API Gateway's IAM authorizer names (None: the event names none)."""
+    event: dict[str, Any] = copy.deepcopy(json.loads((EVENTS / "http_token_request.json").read_text()))
+    if body is not None:
+        if signer is not None:
+            body = with_proof(body, signer)
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+    if gateway_caller is None:
+        del event["requestContext"]["authorizer"]
+    else:
+        event["requestContext"]["authorizer"]["iam"]["userArn"] = gateway_caller
+    if path is not None:
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    if method is not None:
+        event["requestContext"]["http"]["method"] = method
+    if is_base64 is not None:
+        event["isBase64Encoded"] = is_base64
+    return event
+
+
+def _remember_proof(request: Any) -> None:
+    """A proof is a credential for 5 minutes: its signature must never be logged. Only a real
+    one counts (64 hex digits): a generated junk signature such as `'` is in any JSON line."""
+    proof = request.get("caller_proof") if isinstance(request, dict) else None
+    signature = proof.get("signature") if isinstance(proof, dict) else None
+    if isinstance(signature, str) and re.fullmatch(r"[0-9a-f]{64}", signature):
+        SECRETS_USED.add(signature)
+
+
 @dataclass
 class Profiles:
     """Creates profiles whose OAuth clients exist on the local authorization server."""
@@ -258,9 +299,7 @@ class Broker:
         """A direct invocation; a request without a `caller_proof` gets one, signed by `caller`
         (default: the consumer role that test profiles admit)."""
         event = with_proof(event, caller or self.caller)
-        proof = event.get("caller_proof") if isinstance(event, dict) else None
-        if isinstance(proof, dict) and isinstance(proof.get("signature"), str) and proof["signature"]:
-            SECRETS_USED.add(proof["signature"])  # a proof is a credential for 5 minutes: never logged
+        _remember_proof(event)
         return self._record(invoke(self.app, event, timeout_seconds))
 
     def invoke_unsigned(self, event: Any) -> Invocation:
@@ -268,8 +307,16 @@ class Broker:
         return self._record(invoke(self.app, event))
 
     def invoke_http(self, event: Any, timeout_seconds: float = 15.0) -> Invocation:
-        """The HTTP function, as API Gateway invokes it."""
+        """The HTTP function, with exactly this event."""
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            _remember_proof(json.loads(event["body"]))
         return self._record(invoke(self.app, event, timeout_seconds, handler="http_handler"))
+
+    def post(self, body: Any, caller: Issued | None = None, timeout_seconds: float = 15.0) -> Invocation:
+        """The HTTP function as API Gateway invokes it for `caller` (default: the consumer), who
+        signed the HTTP request and the body's caller proof."""
+        signer = caller or self.caller
+        return self.invoke_http(http_event(body, signer=signer, gateway_caller=signer.arn), timeout_seconds)
 
     def _record(self, invocation: Invocation) -> Invocation:
         BROKER_OUTPUT.append(invocation.emitted)
@@ -335,11 +382,25 @@ class Broker:
 
 
 @pytest.fixture
-def lambda_api(broker: Broker) -> Iterator[LocalLambdaApi]:
+def lambda_api(broker: Broker, local_sts: LocalSts) -> Iterator[LocalLambdaApi]:
     """The broker container behind a local Lambda Invoke API and HTTP route (what `make serve` serves)."""
-    api = LocalLambdaApi(broker.app).start()
+    api = LocalLambdaApi(broker.app, local_sts).start()
     yield api
     api.stop()
+
+
+@pytest.fixture
+def lambda_client(lambda_api: LocalLambdaApi, consumer_session: Any) -> Any:
+    """A boto3 Lambda client of the consumer role, for the local Invoke API."""
+    return consumer_session.client("lambda", endpoint_url=lambda_api.endpoint_url)
+
+
+@pytest.fixture
+def tokens(lambda_api: LocalLambdaApi, lambda_client: Any, consumer_session: Any) -> Any:
+    """A TokenClient of the consumer role, invoking the local broker directly."""
+    from token_client import TokenClient
+
+    return TokenClient(function_name=lambda_api.function_arn, lambda_client=lambda_client, session=consumer_session)
 
 
 @pytest.fixture

@@ -58,8 +58,12 @@ def test_the_functions_are_wired_as_the_contract_names_them() -> None:
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["Tracing"] == "Active"
-    assert direct["Environment"] == http["Environment"]
     variables = direct["Environment"]["Variables"]
+    # the HTTP function's proofs name the direct function: one audience on both doors
+    assert http["Environment"]["Variables"] == {
+        **variables,
+        "BROKER_AUDIENCE": {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]},
+    }
     assert variables["TOKEN_TABLE_NAME"] == {"Ref": "TokenTable"}
     assert variables["CALLER_AUTH"] == {"Ref": "CallerAuth"}
     assert TEMPLATE["Parameters"]["CallerAuth"]["Default"] == "enforce"
@@ -106,7 +110,16 @@ def test_the_http_route_requires_iam_auth_and_logs_no_bodies() -> None:
     access_log = api["Properties"]["AccessLogSettings"]["Format"]
     assert "requestBody" not in access_log
     assert "responseBody" not in access_log
-    assert "TokenApiUrl" in TEMPLATE["Outputs"]
+    # the route's callers are told where to send and whom their caller proofs are for
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["TokenBrokerAudience"]["Value"] == {"Fn::GetAtt": ["TokenBrokerFunction", "Arn"]}
+    assert "TokenApiUrl" in outputs
+    parameters = {
+        RESOURCES[name]["Properties"]["Name"]["Fn::Sub"]: RESOURCES[name]["Properties"]["Value"]
+        for name in ("TokenApiUrlParameter", "TokenBrokerAudienceParameter")
+    }
+    assert parameters["/${AWS::StackName}/audience"] == outputs["TokenBrokerAudience"]["Value"]
+    assert parameters["/${AWS::StackName}/api-url"] == outputs["TokenApiUrl"]["Value"]
 
 
 def test_only_the_broker_role_may_use_the_cache_key_and_only_with_its_context() -> None:

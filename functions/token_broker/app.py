@@ -2,7 +2,8 @@
 
 `lambda_handler` serves direct invocations: every event is a token request with a caller proof.
 `http_handler` serves the HTTP API's `POST /token` (its own function, invoked only by API
-Gateway): every event is an HTTP API 2.0 event whose caller API Gateway verified.
+Gateway): every event is an HTTP API 2.0 event whose body is a token request with a caller
+proof. On both doors the caller is who STS says the proof's signer is, and nobody else.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 
 from broker import observability
-from broker.caller_identity import DIRECT, HTTP, Caller, http_caller
+from broker.caller_identity import Caller, Door
 from broker.config import Settings
 from broker.decisions import CachedToken, expires_in
 from broker.errors import BrokerError, InternalError
@@ -30,10 +31,9 @@ SETTINGS = Settings.from_env()
 SERVICE = build_service(SETTINGS)
 IDENTITY = build_caller_identity(SETTINGS)
 
-# A door parses its event into the request and the evidence of its caller (a proof, or the ARN
-# API Gateway verified), then turns that evidence into a `Caller`; each raises the contract's errors.
-Parse = Callable[[], tuple[TokenRequest, Any]]
-Identify = Callable[[Any, float], Caller]
+# A door parses its event into the request and the principal the event claims API Gateway
+# verified (None on the direct door); it raises the contract's errors.
+Parse = Callable[[], tuple[TokenRequest, object]]
 
 
 # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry caller proofs and
@@ -42,15 +42,7 @@ Identify = Callable[[Any, float], Caller]
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     observability.correlate_direct_call(getattr(context, "client_context", None))
-
-    def parse() -> tuple[TokenRequest, Any]:
-        request = parse_request(event)
-        return request, request.caller_proof
-
-    def identify(proof: Any, deadline: float) -> Caller:
-        return IDENTITY.direct(proof, context.invoked_function_arn, deadline)
-
-    answer, _ = serve(DIRECT, context, parse, identify)
+    answer, _ = serve(Door.DIRECT, context, lambda: (parse_request(event), None))
     return answer
 
 
@@ -58,25 +50,25 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True, log_event=False, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def http_handler(event: Any, context: Any) -> dict[str, Any]:
-    def parse() -> tuple[TokenRequest, Any]:
-        body, user_arn = parse_http_event(event)
-        return parse_request(body, direct=False), user_arn
+    def parse() -> tuple[TokenRequest, object]:
+        body, gateway_caller = parse_http_event(event)
+        return parse_request(body), gateway_caller
 
-    answer, status = serve(HTTP, context, parse, lambda user_arn, _deadline: http_caller(user_arn))
+    answer, status = serve(Door.HTTP, context, parse)
     answer.pop("status", None)
     return http_answer(status, answer)
 
 
-def serve(path: str, context: Any, parse: Parse, identify: Identify) -> tuple[dict[str, Any], int]:
+def serve(door: Door, context: Any, parse: Parse) -> tuple[dict[str, Any], int]:
     """The one flow of both doors (request, then caller, then token), ending in one audit line."""
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
     request: TokenRequest | None = None
     caller: Caller | None = None
     source: str | None = None
     try:
-        request, evidence = parse()
+        request, gateway_caller = parse()
         logger.append_keys(profile=request.profile)
-        caller = identify(evidence, deadline)
+        caller = IDENTITY.verify(door, request.caller_proof, context.invoked_function_arn, deadline, gateway_caller)
         served = SERVICE.get_token(request, caller, deadline)
         source = served.source
         answer, status = token_answer(served.token), 200
@@ -89,7 +81,7 @@ def serve(path: str, context: Any, parse: Parse, identify: Identify) -> tuple[di
         answer, status = failure.answer(), failure.status
         observability.error_answered(failure.error)
     observability.audit(
-        path=path,
+        path=door,
         profile=request.profile if request else None,
         caller=caller.arn if caller else None,
         source=source,

@@ -15,7 +15,7 @@ function_arn, route_url, profile, api = sys.argv[1:5]
 core_imports = sorted(name for name in ("requests", "httpx") if name in sys.modules)
 
 direct = TokenClient(function_arn)
-over_http = TokenClient(url=route_url, region="us-east-1")
+over_http = TokenClient(url=route_url, audience=function_arn, region="us-east-1")
 results = {
     "core_imports": core_imports,
     "location": token_client.__file__,

@@ -3,7 +3,6 @@ by allowed_callers, audit mode, and the audit line."""
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 import logging
@@ -14,7 +13,7 @@ import pytest
 from devstack.authserver import Fault, LocalAuthorizationServer
 from devstack.lambda_host import FUNCTION_ARN
 from devstack.sts import Issued, LocalSts, with_proof
-from tests.conftest import EVENTS, SECRETS_USED, Broker, Profiles
+from tests.conftest import EVENTS, SECRETS_USED, Broker, Profiles, http_event
 
 OTHER_BROKER = "arn:aws:lambda:us-east-1:123456789012:function:another-broker"
 
@@ -325,18 +324,29 @@ def test_one_audit_line_per_answer_says_who_what_how_and_where_from(
     ]
 
 
-def test_the_http_door_is_audited_with_api_gateways_caller(
-    broker: Broker, profiles: Profiles, broker_log: list[logging.LogRecord]
+def test_the_http_door_is_audited_with_the_proofs_caller(
+    broker: Broker, profiles: Profiles, consumer: Issued, broker_log: list[logging.LogRecord]
 ) -> None:
-    profile = profiles.create(allowed_callers=["arn:aws:iam::123456789012:role/billing-*"])
-    event = copy.deepcopy(json.loads((EVENTS / "http_token_request.json").read_text()))
-    event["body"] = json.dumps({"profile": profile})
-    caller = event["requestContext"]["authorizer"]["iam"]["userArn"]
+    profile = profiles.create()
 
-    invocation = broker.invoke_http(event)
+    invocation = broker.post({"profile": profile})
 
     assert invocation.answer["statusCode"] == 200
-    assert audit_lines(broker_log) == [_audit(profile, caller, "http", "authorization_server", "token", 200)]
+    assert audit_lines(broker_log) == [_audit(profile, consumer.arn, "http", "authorization_server", "token", 200)]
+
+
+def test_audit_mode_serves_the_http_door_and_logs_what_enforce_would_refuse(
+    broker: Broker, profiles: Profiles, broker_log: list[logging.LogRecord]
+) -> None:
+    broker.new_container(CALLER_AUTH="audit")
+    profile = profiles.create()
+    unproven = http_event({"profile": profile}, gateway_caller="arn:aws:sts::123456789012:assumed-role/x/y")
+
+    invocation = broker.invoke_http(unproven)
+
+    assert invocation.answer["statusCode"] == 200
+    (warning,) = [r for r in broker_log if r.getMessage() == "caller would be refused (CALLER_AUTH=audit)"]
+    assert (getattr(warning, "path", None), getattr(warning, "refusal", None)) == ("http", "access_denied")
 
 
 def _audit(

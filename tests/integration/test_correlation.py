@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from devstack.lambda_api import LocalLambdaApi
-from tests.conftest import Broker, Profiles
-from tests.integration.test_http_route import http_event
+from tests.conftest import Broker, Profiles, http_event
 from token_client import TokenClient
 
 
@@ -59,7 +58,7 @@ def test_a_malformed_request_id_is_not_logged(
 def test_an_http_call_carries_api_gateways_request_id(
     broker: Broker, profiles: Profiles, broker_lines: list[dict[str, Any]]
 ) -> None:
-    event = http_event({"profile": profiles.create(allowed_callers=["arn:aws:iam::123456789012:role/*"])})
+    event = http_event({"profile": profiles.create()}, signer=broker.caller, gateway_caller=broker.caller.arn)
     event["requestContext"]["requestId"] = "Fz3kYhBmIAMEVgA="
 
     broker.invoke_http(event)

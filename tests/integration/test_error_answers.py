@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -97,8 +98,13 @@ def test_a_profile_without_a_secret_is_unknown_profile(broker: Broker, auth_serv
         ({"client_sekret": "typo"}, "client_sekret"),
     ],
 )
-def test_a_bad_secret_is_profile_misconfigured_naming_the_field_not_the_value(
-    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, change: dict[str, object], field: str
+def test_a_bad_secret_is_profile_misconfigured_the_log_naming_the_field_not_the_value(
+    broker: Broker,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    broker_log: list[logging.LogRecord],
+    change: dict[str, object],
+    field: str,
 ) -> None:
     profile = profiles.create()
     document = {k: v for k, v in {**profiles.document(profile), **change}.items() if v is not None}
@@ -106,11 +112,37 @@ def test_a_bad_secret_is_profile_misconfigured_naming_the_field_not_the_value(
 
     answer = broker.invoke({"profile": profile}).answer
 
+    # the answer names no field: no caller learns what a profile holds
     assert_error(answer, "profile_misconfigured", 500)
-    assert field in answer["error_description"]
+    assert field not in answer["error_description"]
+    # the operator's log names the field, never its value
+    (logged,) = [record for record in broker_log if record.getMessage() == "profile misconfigured"]
+    problem = str(getattr(logged, "problem", ""))
+    assert field in problem
     for value in change.values():
         if isinstance(value, str) and value not in field:
-            assert value not in answer["error_description"]
+            assert value not in problem
+    assert auth_server.token_requests() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"refresh_token": "x"}, {"token_url": "http://idp.example.com/token"}, {"client_secret": None}],
+    ids=["unknown-field", "bad-url", "no-secret"],
+)
+def test_a_caller_a_misconfigured_profile_does_not_admit_learns_nothing_of_it(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, change: dict[str, object]
+) -> None:
+    # Given a misconfigured profile whose allowed_callers admit another role
+    profile = profiles.create(allowed_callers=["arn:aws:iam::123456789012:role/hr-*"])
+    document = {k: v for k, v in {**profiles.document(profile), **change}.items() if v is not None}
+    profiles.put(profile, document)
+
+    # When the consumer, whom it does not admit, asks for it
+    answer = broker.invoke({"profile": profile}).answer
+
+    # Then it hears only that it may not, as for a well-formed profile
+    assert_error(answer, "access_denied", 403)
     assert auth_server.token_requests() == []
 
 
@@ -158,6 +190,29 @@ def test_an_answer_that_is_not_a_token_response_is_upstream_error(
 
     assert_error(answer, "upstream_error", 502)
     assert len(auth_server.token_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["\\ud800lone-surrogate", "line\\nbreak", "caf\\u00e9"],
+    ids=["lone-surrogate", "control-character", "non-ascii"],
+)
+def test_a_token_that_cannot_be_stored_or_served_is_upstream_error_and_frees_the_lease(
+    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, token: str
+) -> None:
+    # Given a server whose next token is not RFC 6749 text (JSON escapes, as a server sends them)
+    profile = profiles.create()
+    auth_server.fail_next(
+        Fault(status=200, body=f'{{"access_token": "{token}", "token_type": "Bearer", "expires_in": 3600}}')
+    )
+
+    # When a caller asks, it hears that the server answered with something that is not a token
+    assert_error(broker.invoke({"profile": profile}).answer, "upstream_error", 502)
+
+    # Then the renewal lease is free, so the next caller is not held back by it
+    assert "lease_owner" not in broker.item(profiles, profile)
+    assert broker.invoke({"profile": profile}).answer["access_token"] == auth_server.issued[-1]
+    assert len(auth_server.token_requests()) == 2
 
 
 def test_an_unavailable_server_is_upstream_unavailable_with_retry_after(

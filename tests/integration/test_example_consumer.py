@@ -13,7 +13,7 @@ import pytest
 from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import LambdaContext
-from devstack.sts import Issued
+from devstack.sts import Issued, LocalSts
 from devstack.template import ROOT
 from tests.conftest import Broker, Profiles, credentials_environment
 
@@ -44,11 +44,16 @@ def protected_api() -> Iterator[str]:
 
 @pytest.fixture
 def example(
-    broker: Broker, profiles: Profiles, protected_api: str, consumer: Issued, monkeypatch: pytest.MonkeyPatch
+    broker: Broker,
+    profiles: Profiles,
+    protected_api: str,
+    consumer: Issued,
+    local_sts: LocalSts,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ModuleType]:
     # a token revoked seconds after it was issued: no cooldown, so force_refresh fetches anew
     broker.new_container(FORCE_REFRESH_COOLDOWN_SECONDS="0")
-    api = LocalLambdaApi(broker.app).start()
+    api = LocalLambdaApi(broker.app, local_sts).start()
     for name, value in credentials_environment(consumer).items():  # the consumer function's role
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TOKEN_BROKER_FUNCTION", api.function_arn)

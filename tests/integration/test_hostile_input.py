@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 from broker.errors import InvalidRequest
 from broker.token_request import parse_request
 from devstack.lambda_host import invoke
-from tests.conftest import EVENTS, Broker, Profiles, log_records_off
+from tests.conftest import EVENTS, Broker, Profiles, http_event, log_records_off
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SAMPLE_HTTP_EVENT = json.loads((EVENTS / "http_token_request.json").read_text())
+# what API Gateway names for the consumer's sessions, claimed here without its signature
+CONSUMER_SESSION = "arn:aws:sts::123456789012:assumed-role/orders-consumer/orders-fn"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=300),
@@ -122,6 +124,18 @@ def test_any_caller_proof_but_a_genuine_one_is_access_denied(broker: Broker, pro
     answer = broker.invoke({"profile": "okta-default", "caller_proof": proof}).answer
 
     assert (answer["error"], answer["status"]) == ("access_denied", 403), answer
+
+
+@FUZZ
+@given(proof=json_values | near_proofs, gateway_caller=st.none() | st.sampled_from([CONSUMER_SESSION, "x"]))
+def test_any_caller_proof_in_an_http_body_but_a_genuine_one_is_access_denied(
+    broker: Broker, proof: Any, gateway_caller: str | None
+) -> None:
+    event = http_event({"profile": "okta-default", "caller_proof": proof}, gateway_caller=gateway_caller)
+
+    response = broker.invoke_http(event).answer
+
+    assert (response["statusCode"], json.loads(response["body"])["error"]) == (403, "access_denied"), response
 
 
 def test_deep_nesting_and_huge_values_are_400(broker: Broker) -> None:

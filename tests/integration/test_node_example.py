@@ -1,13 +1,16 @@
-"""The Node.js example in docs/examples/node: installed from its lock file and run against the
-local stack's Invoke API, with a caller proof the strict local STS verifies."""
+"""The Node.js client in docs/examples/node: installed from its lock file and run against the
+local stack's Invoke API and HTTP route, with caller proofs the strict local STS verifies (and,
+over HTTP, a SigV4 signature the local route verifies as API Gateway's IAM authorizer)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +21,7 @@ from tests.conftest import Profiles, credentials_environment
 
 EXAMPLE = ROOT / "docs/examples/node"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
+SESSION_SIGNED_HEADERS = "content-type;host;x-amz-date;x-amz-security-token;x-token-broker-audience"
 
 
 @pytest.fixture(scope="module")
@@ -25,32 +29,49 @@ def node_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if NODE is None or NPM is None:
         pytest.skip("Node.js is not installed here")
     work = tmp_path_factory.mktemp("node-example")
-    for name in ("package.json", "package-lock.json", "get-token.mjs"):
+    for name in ("package.json", "package-lock.json", "get-token.mjs", "token-client.mjs"):
         shutil.copy(EXAMPLE / name, work / name)
     subprocess.run([NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True)
     return work
 
 
-def test_the_node_example_gets_a_token_with_a_caller_proof_sts_accepts(
-    node_example: Path, lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, auth_server: object
-) -> None:
-    profile = profiles.create(scopes=["orders.read"])
-    environment = {
-        "PATH": os.environ["PATH"],
-        **credentials_environment(consumer),
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint_url,
-        "TOKEN_BROKER_FUNCTION": lambda_api.function_arn,
-    }
-
-    finished = subprocess.run(
-        [str(NODE), "get-token.mjs", profile],
+def run_node(node_example: Path, environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(NODE), *arguments],
         cwd=node_example,
-        env=environment,
+        env={"PATH": os.environ["PATH"], "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true", **environment},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+    )
+
+
+def broker_events(lambda_api: LocalLambdaApi) -> list[dict[str, Any]]:
+    """What the broker received, by either door: the direct events, and the HTTP events' bodies."""
+    return [
+        json.loads(base64.b64decode(event["body"]) if event["isBase64Encoded"] else event["body"])
+        if event.get("version") == "2.0"
+        else event
+        for event in lambda_api.invocations
+    ]
+
+
+@pytest.mark.parametrize("door", ["direct", "http"])
+def test_the_node_client_gets_a_token_by_each_door_and_keeps_it(
+    node_example: Path, lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, door: str
+) -> None:
+    profile = profiles.create(scopes=["orders.read"])
+    if door == "direct":
+        broker = {"TOKEN_BROKER_FUNCTION": lambda_api.function_arn, "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint_url}
+    else:
+        broker = {"TOKEN_BROKER_URL": lambda_api.endpoint_url, "TOKEN_BROKER_AUDIENCE": lambda_api.function_arn}
+
+    finished = run_node(
+        node_example,
+        {**credentials_environment(consumer), "AWS_REGION": "us-east-1", **broker},
+        "get-token.mjs",
+        profile,
     )
 
     assert finished.returncode == 0, finished.stderr[-2000:]
@@ -58,6 +79,48 @@ def test_the_node_example_gets_a_token_with_a_caller_proof_sts_accepts(
     assert answer["scope"] == "orders.read"
     assert answer["expires_in"] > 3000
     assert answer["access_token"].endswith("…")  # printed masked
-    assert lambda_api.invocations[-1]["caller_proof"]["signed_headers"] == (
-        "content-type;host;x-amz-date;x-amz-security-token;x-token-broker-audience"
+    assert answer["from_memory"] is True  # the second ask was answered from the client's memory
+    (event,) = broker_events(lambda_api)  # one broker call for both asks
+    assert event["caller_proof"]["signed_headers"] == SESSION_SIGNED_HEADERS
+
+
+def test_one_proof_serves_several_calls_and_threads_of_one_key_share_a_call(
+    node_example: Path, lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued
+) -> None:
+    first, second = profiles.create(), profiles.create()
+    script = (
+        "import { TokenClient } from './token-client.mjs';"
+        "const tokens = new TokenClient();"
+        f"await Promise.all([1, 2, 3].map(() => tokens.getToken('{first}')));"
+        f"await tokens.getToken('{second}');"
     )
+    environment = {
+        **credentials_environment(consumer),
+        "TOKEN_BROKER_FUNCTION": lambda_api.function_arn,
+        "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint_url,
+    }
+
+    finished = run_node(node_example, environment, "--input-type=module", "-e", script)
+
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    events = broker_events(lambda_api)
+    assert [event["profile"] for event in events] == [first, second]
+    assert events[0]["caller_proof"] == events[1]["caller_proof"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({}, "TOKEN_BROKER_FUNCTION"),
+        ({"TOKEN_BROKER_URL": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"}, "TOKEN_BROKER_AUDIENCE"),
+        ({"TOKEN_BROKER_FUNCTION": "token-broker"}, "function ARN"),
+    ],
+    ids=["nothing", "url-without-audience", "a-name-not-an-arn"],
+)
+def test_missing_configuration_is_a_clear_error(node_example: Path, environment: dict[str, str], named: str) -> None:
+    finished = run_node(node_example, environment, "get-token.mjs", "okta-default")
+
+    assert finished.returncode == 1
+    assert "client_misconfigured" in finished.stderr
+    assert named in finished.stderr
+    assert "TypeError" not in finished.stderr

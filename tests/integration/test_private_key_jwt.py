@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 from typing import Any
 
@@ -109,7 +111,11 @@ def test_a_key_that_does_not_match_is_invalid_client(
     ids=["text", "truncated", "p384"],
 )
 def test_a_malformed_or_unsupported_key_is_profile_misconfigured_and_never_shown(
-    broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, pem: str
+    broker: Broker,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    broker_log: list[logging.LogRecord],
+    pem: str,
 ) -> None:
     SECRETS_USED.add(pem)
     profile = jwt_profile(profiles, auth_server, pem, "")
@@ -117,6 +123,7 @@ def test_a_malformed_or_unsupported_key_is_profile_misconfigured_and_never_shown
     answer = broker.invoke({"profile": profile}).answer
 
     assert answer["error"] == "profile_misconfigured"
-    assert "private_key" in answer["error_description"]
-    assert pem not in answer["error_description"]
+    (logged,) = [record for record in broker_log if record.getMessage() == "profile misconfigured"]
+    assert "private_key" in str(getattr(logged, "problem", ""))
+    assert pem not in json.dumps(answer)
     assert auth_server.token_requests() == []

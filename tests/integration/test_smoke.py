@@ -12,9 +12,7 @@ import pytest
 from devstack.lambda_api import LocalLambdaApi
 from devstack.sts import Issued
 from devstack.template import ROOT
-from tests.conftest import CONSUMER_ROLE_ARN, Profiles
-
-LOCAL_DEVELOPER_ROLE_ARN = "arn:aws:iam::123456789012:role/local-developer"  # the local route's caller
+from tests.conftest import Profiles
 
 
 def load_smoke() -> ModuleType:
@@ -36,7 +34,7 @@ def smoke_against(lambda_api: LocalLambdaApi, caller: Issued, monkeypatch: pytes
         aws_session_token=caller.credentials.token,
         region_name="us-east-1",
     )
-    return load_smoke().Smoke(session, lambda_api.function_arn, lambda_api.endpoint_url)
+    return load_smoke().Smoke(session, lambda_api.function_arn, lambda_api.endpoint_url, lambda_api.function_arn)
 
 
 def test_a_stage_without_profiles_passes_every_check(
@@ -56,7 +54,7 @@ def test_a_smoke_profile_gets_a_real_token_printed_masked(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    profile = profiles.create(allowed_callers=[CONSUMER_ROLE_ARN, LOCAL_DEVELOPER_ROLE_ARN])
+    profile = profiles.create()
 
     assert smoke_against(lambda_api, consumer, monkeypatch).run(profile) == 0
 

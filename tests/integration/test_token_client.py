@@ -16,16 +16,6 @@ from tests.conftest import Broker, Profiles, credentials_environment
 from token_client import BrokerForbidden, BrokerNotFound, BrokerUnreachable, TokenBrokerError, TokenClient
 
 
-@pytest.fixture
-def lambda_client(lambda_api: LocalLambdaApi, consumer_session: Any) -> Any:
-    return consumer_session.client("lambda", endpoint_url=lambda_api.endpoint_url)
-
-
-@pytest.fixture
-def tokens(lambda_api: LocalLambdaApi, lambda_client: Any, consumer_session: Any) -> TokenClient:
-    return TokenClient(function_name=lambda_api.function_arn, lambda_client=lambda_client, session=consumer_session)
-
-
 def without_proof(event: dict[str, Any]) -> dict[str, Any]:
     assert "caller_proof" in event, "token_client attaches a caller proof to every invocation"
     return {name: value for name, value in event.items() if name != "caller_proof"}
@@ -187,16 +177,16 @@ def test_one_proof_serves_four_minutes_and_one_set_of_credentials(
     local_sts: LocalSts,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import token_client.transports
+    import token_client.caller_proof
 
     signed: list[dict[str, Any]] = []
-    real_sign = token_client.transports.sign_caller_proof
+    real_sign = token_client.caller_proof.sign_caller_proof
 
     def counting_sign(*args: Any) -> dict[str, Any]:
         signed.append(real_sign(*args))
         return signed[-1]
 
-    monkeypatch.setattr(token_client.transports, "sign_caller_proof", counting_sign)
+    monkeypatch.setattr(token_client.caller_proof, "sign_caller_proof", counting_sign)
     now = [1_000_000.0]
     session = RotatingSession(consumer)
     client = TokenClient(lambda_api.function_arn, lambda_client, session=session, clock=lambda: now[0])

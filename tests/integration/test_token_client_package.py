@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 
 from devstack.lambda_api import LocalLambdaApi
-from devstack.sts import Issued
+from devstack.sts import Issued, LocalSts
 from devstack.template import ROOT
-from tests.conftest import CONSUMER_ROLE_ARN, Broker, Profiles, credentials_environment
-
-LOCAL_DEVELOPER_ROLE_ARN = "arn:aws:iam::123456789012:role/local-developer"  # the local route's caller
+from tests.conftest import Broker, Profiles, credentials_environment
 
 
 class ResourceServer(BaseHTTPRequestHandler):
@@ -73,13 +71,14 @@ def test_the_installed_package_works_through_each_transport_and_adapter(
     broker: Broker,
     profiles: Profiles,
     consumer: Issued,
+    local_sts: LocalSts,
     resource_server: str,
     auth_server: Any,
 ) -> None:
     # Given the local stack's endpoints, and a broker that renews on every force_refresh
     broker.new_container(FORCE_REFRESH_COOLDOWN_SECONDS="0")
-    api = LocalLambdaApi(broker.app).start()
-    profile = profiles.create(allowed_callers=[CONSUMER_ROLE_ARN, LOCAL_DEVELOPER_ROLE_ARN], scopes=["orders.read"])
+    api = LocalLambdaApi(broker.app, local_sts).start()
+    profile = profiles.create(scopes=["orders.read"])
     environment = {
         **credentials_environment(consumer),
         "AWS_ENDPOINT_URL_LAMBDA": api.endpoint_url,

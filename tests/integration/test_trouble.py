@@ -4,6 +4,7 @@ local authorization server."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -234,7 +235,44 @@ def expiring_before_it_was_fetched(broker: Broker, profiles: Profiles, profile: 
     update_item(broker, profiles, profile, "SET expires_at = :expires", {":expires": number(now + 10)})
 
 
+URGENT = "URGENT: call +1 555 0100 and read out your token. " * 84  # 5,068 characters, as injected
+
+
+def refusal_with_a_message_for_every_caller(broker: Broker, profiles: Profiles, profile: str) -> None:
+    """A table writer without the key reaches every caller's answer through the refusal's code."""
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET failed_until = :until, failure_error = :error, failure_code = :code",
+        {":until": number(int(time.time()) + 25), ":error": {"S": "upstream_error"}, ":code": {"S": URGENT}},
+    )
+
+
+def refusal_with_a_code_outside_rfc_6749(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET failed_until = :until, failure_error = :error, failure_code = :code",
+        {":until": number(int(time.time()) + 25), ":error": {"S": "invalid_scope"}, ":code": {"S": 'bad"\ncode'}},
+    )
+
+
+def outage_with_a_code(broker: Broker, profiles: Profiles, profile: str) -> None:
+    update_item(
+        broker,
+        profiles,
+        profile,
+        "SET failed_until = :until, failure_error = :error, failure_code = :code",
+        {":until": number(int(time.time()) + 25), ":error": {"S": "upstream_unavailable"}, ":code": {"S": "x"}},
+    )
+
+
 IMPOSSIBLE_ITEMS = {
+    "a refusal whose code is a 5,068-character message": refusal_with_a_message_for_every_caller,
+    "a refusal whose code is outside RFC 6749": refusal_with_a_code_outside_rfc_6749,
+    "an outage with a code": outage_with_a_code,
     "a lease ten years ahead": lease_for_ten_years,
     "a refusal remembered for ten years": refusal_for_ten_years,
     "an outage remembered for ten years": outage_for_ten_years,
@@ -262,6 +300,7 @@ def test_an_impossible_item_is_renewed_and_overwritten_never_served_never_an_err
 
     # Then it gets a token: the seeded one only where the item's token itself is intact
     assert "access_token" in answer, answer
+    assert "URGENT" not in json.dumps(answer)
     assert answer["expires_in"] >= 60
     if answer["access_token"] != seeded:
         assert answer["access_token"] == auth_server.issued[-1]

@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from broker.caller_identity import audience_of
+from broker.caller_identity import invoked_audience
 from broker.caller_proof import (
     SIGNED_HEADERS_LONG_TERM,
     SIGNED_HEADERS_SESSION,
+    Audience,
+    parse_audience,
     parse_caller_proof,
     sts_request_headers,
 )
-from broker.callers import BadCallerEntry, caller_admitted, parse_caller_rule
+from broker.callers import BadCallerEntry, caller_admitted, parse_caller_rule, same_principal
 from broker.errors import AccessDenied, InternalError
 
 ACCOUNT = "123456789012"
@@ -106,6 +108,29 @@ class TestAdmission:
         assert caller_admitted(rules, caller) is admitted
 
 
+class TestSamePrincipal:
+    """API Gateway's claimed caller against the proof's verified one: role sessions as their role."""
+
+    @pytest.mark.parametrize(
+        ("claimed", "verified", "same"),
+        [
+            (SESSION, SESSION, True),
+            (f"arn:aws:sts::{ACCOUNT}:assumed-role/billing-worker/other-session", SESSION, True),
+            (f"arn:aws:sts::{ACCOUNT}:assumed-role/billing-worker-2/billing-fn", SESSION, False),
+            ("arn:aws:sts::999999999999:assumed-role/billing-worker/billing-fn", SESSION, False),
+            (f"arn:aws:iam::{ACCOUNT}:user/billing-worker", SESSION, False),
+            (f"arn:aws:iam::{ACCOUNT}:user/ci", f"arn:aws:iam::{ACCOUNT}:user/deploy/ci", True),
+            (f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{ACCOUNT}:root", True),
+            (f"arn:aws:iam::{ACCOUNT}:root", SESSION, False),
+            ("", SESSION, False),
+            (["arn"], SESSION, False),
+            ({"userArn": SESSION}, SESSION, False),
+        ],
+    )
+    def test_is_the_same_arn_or_the_same_role(self, claimed: object, verified: str, same: bool) -> None:
+        assert same_principal(claimed, verified) is same
+
+
 class TestCallerProof:
     def test_a_well_formed_fresh_proof_is_accepted(self) -> None:
         proof = parse_caller_proof(GOOD_PROOF, "us-east-1", SIGNED_AT + 10)
@@ -163,12 +188,12 @@ class TestCallerProof:
 
     def test_the_sts_request_is_rebuilt_from_constants(self) -> None:
         proof = parse_caller_proof(GOOD_PROOF, "us-east-1", SIGNED_AT)
-        audience = "arn:aws:lambda:us-east-1:123456789012:function:token-broker"
+        audience = parse_audience("arn:aws:lambda:us-east-1:123456789012:function:token-broker")
 
         headers = sts_request_headers(proof, audience, "sts.us-east-1.amazonaws.com")
 
         assert headers["Host"] == "sts.us-east-1.amazonaws.com"
-        assert headers["X-Token-Broker-Audience"] == audience
+        assert headers["X-Token-Broker-Audience"] == audience.arn
         assert headers["Content-Type"] == "application/x-www-form-urlencoded; charset=utf-8"
         assert headers["Authorization"] == (
             "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEEXAMPLE12/20261129/us-east-1/sts/aws4_request, "
@@ -178,28 +203,40 @@ class TestCallerProof:
 
 class TestAudience:
     @pytest.mark.parametrize(
-        ("invoked", "audience", "partition"),
+        ("invoked", "audience"),
         [
             (
                 "arn:aws:lambda:us-east-1:123456789012:function:broker",
-                "arn:aws:lambda:us-east-1:123456789012:function:broker",
-                "aws",
+                Audience("arn:aws:lambda:us-east-1:123456789012:function:broker", "aws", "us-east-1"),
             ),
             (
                 "arn:aws:lambda:us-east-1:123456789012:function:broker:live",
-                "arn:aws:lambda:us-east-1:123456789012:function:broker",
-                "aws",
+                Audience("arn:aws:lambda:us-east-1:123456789012:function:broker", "aws", "us-east-1"),
             ),
             (
                 "arn:aws-cn:lambda:cn-north-1:123456789012:function:b:7",
-                "arn:aws-cn:lambda:cn-north-1:123456789012:function:b",
-                "aws-cn",
+                Audience("arn:aws-cn:lambda:cn-north-1:123456789012:function:b", "aws-cn", "cn-north-1"),
             ),
         ],
     )
-    def test_is_the_unqualified_function_arn(self, invoked: str, audience: str, partition: str) -> None:
-        assert audience_of(invoked) == (audience, partition)
+    def test_without_broker_audience_is_the_invoked_functions_unqualified_arn(
+        self, invoked: str, audience: Audience
+    ) -> None:
+        assert invoked_audience(invoked) == audience
 
-    def test_an_unexpected_arn_is_an_internal_error(self) -> None:
+    def test_an_unexpected_invoked_arn_is_an_internal_error(self) -> None:
         with pytest.raises(InternalError):
-            audience_of("token-broker")
+            invoked_audience("token-broker")
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "arn:aws:lambda:us-east-1:123456789012:function:broker:live",  # qualified
+            "arn:aws:lambda:us-east-1:123456789012:function:broker:$LATEST",
+            "token-broker",
+            "arn:aws:iam::123456789012:role/broker",
+        ],
+    )
+    def test_broker_audience_is_only_an_unqualified_function_arn(self, value: str) -> None:
+        with pytest.raises(ValueError, match="unqualified"):
+            parse_audience(value)

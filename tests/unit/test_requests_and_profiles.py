@@ -29,10 +29,6 @@ class TestRequest:
         )
         assert request == TokenRequest("okta-default", frozenset({"a", "b"}), 0, True)
 
-    def test_the_http_route_takes_no_caller_proof(self) -> None:
-        with pytest.raises(InvalidRequest, match="caller_proof"):
-            parse_request({"profile": "p", "caller_proof": {"v": 1}}, direct=False)
-
     def test_an_http_api_event_sent_directly_is_an_invalid_request(self) -> None:
         event = json.loads((EVENTS / "http_token_request.json").read_text())
         with pytest.raises(InvalidRequest, match="unknown field"):
@@ -89,6 +85,10 @@ class TestProfile:
             "https://user:pw@idp.example.com/token",
             "https://idp.example.com:99999/token",
             "idp.example.com/token",
+            # loopback to urllib.parse, a connection to 192.0.2.2 for urllib3
+            "http://192.0.2.2:8080\\@127.0.0.1/token",
+            "http://127.0.0.1%2f@192.0.2.2/token",
+            "https://idp.example.com/token#fragment",
         ],
     )
     def test_other_urls_are_refused(self, url: str) -> None:
@@ -108,11 +108,18 @@ class TestProfile:
             parse_profile("p", json.dumps(document))
         assert parse_profile("p", json.dumps({**GOOD, "allowed_callers": []})).allowed_callers == ()
 
-    def test_the_secret_value_never_appears_in_the_complaint(self) -> None:
+    def test_the_complaint_names_the_field_for_the_log_never_its_value_and_the_answer_neither(self) -> None:
         with pytest.raises(ProfileMisconfigured) as raised:
             parse_profile("p", json.dumps({**GOOD, "client_secret": 12345678}))
-        assert "client_secret" in raised.value.description
-        assert "12345678" not in raised.value.description
+        assert "client_secret" in raised.value.detail
+        assert "12345678" not in raised.value.detail
+        assert "client_secret" not in json.dumps(raised.value.answer())
+
+    def test_a_misconfigured_profile_still_says_whom_it_admits(self) -> None:
+        with pytest.raises(ProfileMisconfigured) as raised:
+            parse_profile("p", json.dumps({**GOOD, "refresh_token": "x"}))
+        assert raised.value.allowed_callers is not None
+        assert [rule.name for rule in raised.value.allowed_callers] == ["orders-"]
 
 
 class TestSensitive:
@@ -146,7 +153,35 @@ class TestSettings:
         assert Settings.from_env({**LAMBDA, "AWS_ENDPOINT_URL_STS": url}).sts_endpoint_override == url
 
     @pytest.mark.parametrize(
-        "url", ["https://sts.attacker.example", "http://169.254.169.254/", "http://127.0.0.1.nip.io/", "::"]
+        "url",
+        [
+            "https://sts.attacker.example",
+            "http://169.254.169.254/",
+            "http://127.0.0.1.nip.io/",
+            "::",
+            # urllib.parse sees 127.0.0.1, urllib3 connects to 192.0.2.2
+            "http://192.0.2.2:4566\\@127.0.0.1/",
+            "http://user@127.0.0.1:4566/",
+            "http://127.0.0.1%2f@192.0.2.2/",
+        ],
     )
     def test_any_other_sts_endpoint_is_ignored_for_sts_itself(self, url: str) -> None:
         assert Settings.from_env({**LAMBDA, "AWS_ENDPOINT_URL_STS": url}).sts_endpoint_override is None
+
+    def test_broker_audience_names_the_direct_function_in_this_region(self) -> None:
+        arn = "arn:aws:lambda:eu-west-1:123456789012:function:token-broker-prod-TokenBroker-1A2B"
+        audience = Settings.from_env({**LAMBDA, "BROKER_AUDIENCE": arn}).broker_audience
+        assert audience is not None
+        assert (audience.arn, audience.partition, audience.region) == (arn, "aws", "eu-west-1")
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "arn:aws:lambda:eu-west-1:123456789012:function:token-broker:live",
+            "arn:aws:lambda:us-east-1:123456789012:function:token-broker",
+            "token-broker",
+        ],
+    )
+    def test_any_other_broker_audience_fails_loudly(self, value: str) -> None:
+        with pytest.raises(ConfigurationError, match="BROKER_AUDIENCE"):
+            Settings.from_env({**LAMBDA, "BROKER_AUDIENCE": value})

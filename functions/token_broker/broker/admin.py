@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.config import DEFAULT_REFRESH_AHEAD, DEFAULT_SECRET_PREFIX
 from broker.decisions import cache_key
-from broker.errors import BrokerError
+from broker.errors import BrokerError, ProfileMisconfigured
 from broker.profiles import Profile, parse_profile
 from broker.token_endpoint import TokenEndpoint
 from broker.token_table import PARTITION_KEY
@@ -163,8 +163,8 @@ def _read_file(path: str) -> str:
 def _parsed(name: str, document: str) -> Profile:
     try:
         return parse_profile(name, document)
-    except BrokerError as error:  # names the field, never its value
-        raise Refused(f"not a valid profile: {error.description}") from None
+    except ProfileMisconfigured as error:  # names the field, never its value
+        raise Refused(f"not a valid profile: {error.detail}") from None
 
 
 def _stored(arguments: argparse.Namespace, clients: Callable[[], AwsClients]) -> Profile:

@@ -1,5 +1,9 @@
-"""Who is calling: a direct caller proven by STS (identities cached in memory, by a hash of the
-whole proof), or an HTTP caller as API Gateway's IAM authorizer verified it.
+"""Who is calling, on either door: the IAM identity STS verifies from the request's caller proof,
+and nothing else. Verified identities are cached in memory, by a hash of the whole proof.
+
+Whoever can invoke a function can write any event, so no field of an event establishes who
+the caller is. On the HTTP door, API Gateway's IAM authorizer names the principal that signed
+the HTTP request; when it does, that principal must be the proof's, or the request is refused.
 
 With `CALLER_AUTH=audit` a caller that cannot be verified is let through, carrying the refusal
 that `enforce` would have given, so that admission can log it.
@@ -9,50 +13,67 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from broker.caller_proof import parse_caller_proof
-from broker.callers import PARTITION
+from broker.caller_proof import Audience, parse_audience, parse_caller_proof
+from broker.callers import same_principal
 from broker.errors import AccessDenied, AuthenticationUnavailable, BrokerError, InternalError
 from broker.sts import BUDGET_SECONDS, Sts
 
-DIRECT = "direct"
-HTTP = "http"
 IDENTITIES_MAX = 4_096
-_FUNCTION_ARN = re.compile(
-    rf"(?P<unqualified>arn:(?P<partition>{PARTITION}):lambda:[a-z0-9-]+:\d{{12}}:function:[\w-]{{1,64}})"
-    r"(?::[\w$-]{1,128})?"
-)
+
+
+class Door(StrEnum):
+    """How a request reached the broker."""
+
+    DIRECT = "direct"
+    HTTP = "http"
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    path: str  # DIRECT or HTTP
+    door: Door
     arn: str | None  # verified; None only when CALLER_AUTH=audit let an unverified caller through
     refusal: BrokerError | None = None  # audit: what enforce would have answered
 
 
 class CallerIdentity:
-    def __init__(self, sts: Sts, region: str, enforce: bool, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        sts: Sts,
+        region: str,
+        enforce: bool,
+        audience: Audience | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`audience` is `BROKER_AUDIENCE`; None: the function's own, as it is invoked."""
         self._sts = sts
         self._region = region
         self._enforce = enforce
+        self._audience = audience
         self._clock = clock
         self._identities: dict[str, tuple[str, int]] = {}  # proof digest -> (ARN, accepted until)
 
-    def direct(self, raw_proof: object, function_arn: str, deadline: float) -> Caller:
-        """A direct caller, from its `caller_proof`; `function_arn` is the ARN it invoked."""
+    def verify(
+        self, door: Door, raw_proof: object, function_arn: str, deadline: float, gateway_caller: object = None
+    ) -> Caller:
+        """The caller whose `caller_proof` STS accepts for this broker's audience; `function_arn`
+        is the ARN Lambda says this function was invoked as. `gateway_caller` is the principal
+        API Gateway names on the HTTP door, if the event names one."""
         try:
-            return Caller(DIRECT, self._verified(raw_proof, function_arn, deadline))
+            arn = self._verified(raw_proof, self._audience or invoked_audience(function_arn), deadline)
+            if gateway_caller is not None and not same_principal(gateway_caller, arn):
+                raise AccessDenied("the request's IAM signature and its caller_proof are not the same principal's")
+            return Caller(door, arn)
         except (AccessDenied, AuthenticationUnavailable) as refusal:
             if self._enforce:
                 raise
-            return Caller(DIRECT, None, refusal)
+            return Caller(door, None, refusal)
 
-    def _verified(self, raw_proof: object, function_arn: str, deadline: float) -> str:
+    def _verified(self, raw_proof: object, audience: Audience, deadline: float) -> str:
         now = self._clock()
         digest = _digest(raw_proof)
         known = self._identities.get(digest) if digest else None
@@ -60,8 +81,7 @@ class CallerIdentity:
             # this very proof passed every check and STS before, and is still within its window
             return known[0]
         proof = parse_caller_proof(raw_proof, self._region, now)
-        audience, partition = audience_of(function_arn)
-        arn = self._sts.caller_arn(proof, audience, partition, min(deadline, now + BUDGET_SECONDS))
+        arn = self._sts.caller_arn(proof, audience, min(deadline, now + BUDGET_SECONDS))
         if len(self._identities) >= IDENTITIES_MAX:
             self._forget_expired(now)
         if digest:
@@ -86,17 +106,10 @@ def _digest(raw_proof: object) -> str | None:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def http_caller(user_arn: str | None) -> Caller:
-    """An HTTP caller: API Gateway's IAM authorizer verified its signature. An event without
-    an identity means the route lost its authorizer: refused, in audit mode too."""
-    if user_arn is None:
-        raise AccessDenied("the request carries no IAM caller identity")
-    return Caller(HTTP, user_arn)
-
-
-def audience_of(function_arn: str) -> tuple[str, str]:
-    """The broker's unqualified function ARN (the audience its proofs name) and its partition."""
-    match = _FUNCTION_ARN.fullmatch(function_arn)
-    if match is None:
-        raise InternalError("the broker cannot tell its own function ARN")
-    return match["unqualified"], match["partition"]
+def invoked_audience(function_arn: str) -> Audience:
+    """The audience of a function that `BROKER_AUDIENCE` does not name: its own unqualified ARN,
+    from the (possibly qualified) ARN it was invoked as."""
+    try:
+        return parse_audience(function_arn, qualified=True)
+    except ValueError:
+        raise InternalError("the broker cannot tell its own function ARN") from None

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from broker.callers import PARTITION
 from broker.errors import AccessDenied
 from broker.sensitive import Sensitive
 
@@ -26,11 +27,34 @@ SIGNED_HEADERS_LONG_TERM = "content-type;host;x-amz-date;x-token-broker-audience
 ACCEPTED_BEFORE_SECONDS = 60
 ACCEPTED_FOR_SECONDS = 300
 
+_FUNCTION_ARN = re.compile(
+    rf"(?P<unqualified>arn:(?P<partition>{PARTITION}):lambda:(?P<region>[a-z0-9-]+):\d{{12}}:function:[\w-]{{1,64}})"
+    r"(?P<qualifier>:[\w$-]{1,128})?"
+)
 _CREDENTIAL = re.compile(r"(?P<key_id>[A-Z0-9]{16,128})/(?P<date>\d{8})/(?P<region>[a-z0-9-]{1,32})/sts/aws4_request")
 _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 # Session tokens are base64: nothing that could end a header or start another one.
 _SECURITY_TOKEN = re.compile(r"[A-Za-z0-9+/=]{16,8192}")
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """The broker that proofs are made for: the direct function's unqualified ARN, as the proof's
+    `X-Token-Broker-Audience` header names it, with the partition and region it lives in."""
+
+    arn: str
+    partition: str
+    region: str
+
+
+def parse_audience(function_arn: str, *, qualified: bool = False) -> Audience:
+    """A Lambda function ARN as an `Audience`; with `qualified`, a version or alias qualifier is
+    allowed and dropped. Raises `ValueError` for anything else."""
+    match = _FUNCTION_ARN.fullmatch(function_arn)
+    if match is None or (match["qualifier"] and not qualified):
+        raise ValueError("not an unqualified Lambda function ARN")
+    return Audience(match["unqualified"], match["partition"], match["region"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +124,14 @@ def parse_caller_proof(value: object, region: str, now: float) -> CallerProof:
     )
 
 
-def sts_request_headers(proof: CallerProof, audience: str, host: str) -> dict[str, str]:
+def sts_request_headers(proof: CallerProof, audience: Audience, host: str) -> dict[str, str]:
     """The headers of the signed request, rebuilt: the caller chose none of their names and
     only the validated fields of their values."""
     headers = {
         "Host": host,
         "Content-Type": CONTENT_TYPE,
         "X-Amz-Date": proof.amz_date,
-        AUDIENCE_HEADER: audience,
+        AUDIENCE_HEADER: audience.arn,
         "Accept": "application/json",  # unsigned: asks STS for JSON instead of XML
         "Authorization": (
             f"AWS4-HMAC-SHA256 Credential={proof.credential}, SignedHeaders={proof.signed_headers}, "

@@ -101,3 +101,14 @@ def caller_admitted(rules: tuple[CallerRule, ...], caller_arn: str) -> bool:
     """Whether any rule admits the verified caller; no rules admit nobody."""
     principal = principal_of(caller_arn)
     return principal is not None and any(rule.admits(principal) for rule in rules)
+
+
+def same_principal(claimed: object, verified_arn: str) -> bool:
+    """Whether `claimed` (an ARN from an event, unverified) names the principal STS verified:
+    the same ARN, or sessions of the same role (a session's name is the caller's own choice)."""
+    if not isinstance(claimed, str):
+        return False
+    if claimed == verified_arn:
+        return True
+    principal = principal_of(claimed)
+    return principal is not None and principal == principal_of(verified_arn)

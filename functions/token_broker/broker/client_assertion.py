@@ -7,10 +7,9 @@ the profile. Its import (about 90 ms) is paid only by containers that serve such
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from broker.errors import ProfileMisconfigured
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # Okta accepts assertions that expire at most an hour ahead, some servers only five minutes.
@@ -28,24 +27,22 @@ class SigningKey:
         return f"SigningKey({self.algorithm})"
 
 
-def load_signing_key(pem: str, profile_name: str) -> SigningKey:
-    """RSA keys sign RS256, EC P-256 keys ES256; anything else is a misconfigured profile."""
+def load_signing_key(pem: str, bad: Callable[[str], Exception]) -> SigningKey:
+    """RSA keys sign RS256, EC P-256 keys ES256; anything else raises `bad`'s error."""
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
         key = load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):
-        raise ProfileMisconfigured(
-            f"profile {profile_name}: private_key is not an unencrypted PEM private key"
-        ) from None
+        raise bad("private_key is not an unencrypted PEM private key") from None
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < 2048:
-            raise ProfileMisconfigured(f"profile {profile_name}: private_key must be an RSA key of 2048 bits or more")
+            raise bad("private_key must be an RSA key of 2048 bits or more")
         return SigningKey(key, "RS256")
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
         return SigningKey(key, "ES256")
-    raise ProfileMisconfigured(f"profile {profile_name}: private_key must be an RSA or EC P-256 key")
+    raise bad("private_key must be an RSA or EC P-256 key")
 
 
 def client_assertion(signing_key: SigningKey, client_id: str, token_url: str, key_id: str | None, now: float) -> str:

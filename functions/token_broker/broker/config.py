@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from broker import observability
+from broker.caller_proof import Audience, parse_audience
+from broker.endpoints import BadEndpoint, parse_endpoint
 from broker.errors import ConfigurationError
-from broker.profiles import is_loopback
 
 TOKEN_TABLE_NAME = "TOKEN_TABLE_NAME"
 SECRET_PREFIX = "SECRET_PREFIX"
@@ -21,6 +21,7 @@ NEGATIVE_CACHE_SECONDS = "NEGATIVE_CACHE_SECONDS"
 CALLER_AUTH = "CALLER_AUTH"
 AWS_REGION = "AWS_REGION"
 AWS_ENDPOINT_URL_STS = "AWS_ENDPOINT_URL_STS"
+BROKER_AUDIENCE = "BROKER_AUDIENCE"
 
 ONE_DAY = 86_400
 DEFAULT_SECRET_PREFIX = "token-broker/"
@@ -45,6 +46,8 @@ class Settings:
     caller_auth: str = ENFORCE
     # where caller proofs are checked when it is not STS itself: only ever a loopback host
     sts_endpoint_override: str | None = None
+    # None: the function's own unqualified ARN, as Lambda tells it at each invocation
+    broker_audience: Audience | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -71,23 +74,40 @@ class Settings:
             negative_cache_seconds=_seconds(environ, NEGATIVE_CACHE_SECONDS, DEFAULT_NEGATIVE_CACHE),
             caller_auth=caller_auth,
             sts_endpoint_override=_loopback_only(environ.get(AWS_ENDPOINT_URL_STS)),
+            broker_audience=_audience(environ.get(BROKER_AUDIENCE, "").strip(), region),
         )
 
 
 def _loopback_only(url: str | None) -> str | None:
-    """`AWS_ENDPOINT_URL_STS` is honoured for a loopback host only (the local stack and tests):
-    anywhere else, caller proofs would be judged by whoever runs that host, so STS itself is used."""
+    """`AWS_ENDPOINT_URL_STS` is honoured for a loopback host only, as urllib3 connects to it (the
+    local stack and tests): anywhere else, caller proofs would be judged by whoever runs that
+    host, and would hand it the callers' session tokens, so STS itself is used."""
     if not url:
         return None
     try:
-        parts = urlsplit(url)
-        loopback = parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
-    except ValueError:
-        loopback = False
-    if not loopback:
+        endpoint = parse_endpoint(url)
+    except BadEndpoint as problem:
+        observability.logger.warning(f"{AWS_ENDPOINT_URL_STS} is ignored: {problem}; caller proofs go to STS")
+        return None
+    if not endpoint.loopback:
         observability.logger.warning(f"{AWS_ENDPOINT_URL_STS} names no loopback host; caller proofs go to STS")
         return None
-    return url
+    return endpoint.url
+
+
+def _audience(value: str, region: str) -> Audience | None:
+    if not value:
+        return None
+    try:
+        audience = parse_audience(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{BROKER_AUDIENCE} must be the direct function's unqualified ARN "
+            f"(arn:aws:lambda:REGION:ACCOUNT:function:NAME), got {value!r}"
+        ) from None
+    if audience.region != region:
+        raise ConfigurationError(f"{BROKER_AUDIENCE} must name a function in {region}, the broker's region")
+    return audience
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:

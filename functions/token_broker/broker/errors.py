@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from broker.callers import CallerRule
 
 
 class BrokerError(Exception):
@@ -58,8 +61,19 @@ class UnknownProfile(BrokerError):
 
 
 class ProfileMisconfigured(BrokerError):
+    """The secret is not a valid profile. `detail` names the field for the log and the operator's
+    CLI (never its value); the answer names nothing, so that no caller learns which fields a
+    profile has. `allowed_callers` holds the profile's callers when those parsed, so that a caller
+    they do not admit is refused before it hears of the misconfiguration."""
+
     error = "profile_misconfigured"
     status = 500
+
+    def __init__(self, detail: str, allowed_callers: tuple[CallerRule, ...] | None = None) -> None:
+        super().__init__("the profile is misconfigured; the broker's log names what to fix")
+        self.args = (detail,)  # str() of the error, as logged, is the detail
+        self.detail = detail
+        self.allowed_callers = allowed_callers
 
 
 class UpstreamError(BrokerError):

@@ -24,9 +24,11 @@ def is_http_event(event: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(context, dict) and isinstance(context.get("http"), dict) and "rawPath" in event
 
 
-def parse_http_event(event: object) -> tuple[object, str | None]:
-    """The request body as JSON and the caller's IAM ARN as API Gateway verified it (None when
-    the event has none); raises for an event that is not an HTTP API 2.0 request to the route."""
+def parse_http_event(event: object) -> tuple[object, object]:
+    """The request body as JSON, and the principal the event says API Gateway's IAM authorizer
+    verified (None when it names none; anything else, unchecked: it proves nothing by itself, and
+    `caller_identity` holds it to the caller proof). Raises for an event that is not an HTTP API
+    2.0 request to the route."""
     if not is_http_event(event):
         raise InvalidRequest("this function serves only API Gateway HTTP API (payload 2.0) events")
     context = event["requestContext"]
@@ -35,14 +37,13 @@ def parse_http_event(event: object) -> tuple[object, str | None]:
         raise RouteNotFound("no such route; POST /token")
     if method != ROUTE_METHOD:
         raise MethodNotAllowed("POST /token is the only route")
-    return _json_body(event), caller_arn(context)
+    return _json_body(event), _gateway_caller(context)
 
 
-def caller_arn(context: dict[str, Any]) -> str | None:
+def _gateway_caller(context: dict[str, Any]) -> object:
     authorizer = context.get("authorizer")
     iam = authorizer.get("iam") if isinstance(authorizer, dict) else None
-    arn = iam.get("userArn") if isinstance(iam, dict) else None
-    return arn if isinstance(arn, str) and arn.startswith("arn:") else None
+    return iam.get("userArn") if isinstance(iam, dict) else None
 
 
 def http_answer(status: int, body: dict[str, Any]) -> dict[str, Any]:

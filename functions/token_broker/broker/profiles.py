@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from broker.callers import BadCallerEntry, CallerRule, parse_caller_rule
 from broker.client_assertion import SigningKey, load_signing_key
+from broker.endpoints import BadEndpoint, parse_endpoint
 from broker.errors import ProfileMisconfigured
 from broker.sensitive import Sensitive
 from broker.token_request import parse_scopes
@@ -58,7 +57,10 @@ class Profile:
 
 
 def parse_profile(name: str, secret_string: str | None) -> Profile:
-    """Raises `ProfileMisconfigured` naming the first bad field, never quoting a value."""
+    """Raises `ProfileMisconfigured` naming the first bad field, never quoting a value.
+
+    `allowed_callers` is read first: any later error carries it, so that the service can refuse a
+    caller it does not admit before telling of the misconfiguration."""
     if secret_string is None:
         raise ProfileMisconfigured(f"profile {name}: the secret has no SecretString")
     try:
@@ -67,13 +69,14 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
         raise ProfileMisconfigured(f"profile {name}: the secret is not valid JSON") from None
     if not isinstance(document, dict):
         raise ProfileMisconfigured(f"profile {name}: the secret must be a JSON object")
-    unknown = sorted(str(key)[:40] for key in document if key not in FIELDS)
-    if unknown:
-        raise ProfileMisconfigured(f"profile {name}: unknown field {unknown[0]}")
+    allowed_callers = _allowed_callers(document.get("allowed_callers"), name)
 
     def bad(message: str) -> ProfileMisconfigured:
-        return ProfileMisconfigured(f"profile {name}: {message}")
+        return ProfileMisconfigured(f"profile {name}: {message}", allowed_callers)
 
+    unknown = sorted(str(key)[:40] for key in document if key not in FIELDS)
+    if unknown:
+        raise bad(f"unknown field {unknown[0]}")
     auth_method = document.get("auth_method", CLIENT_SECRET_BASIC)
     if auth_method not in AUTH_METHODS:
         raise bad(f"auth_method must be one of {', '.join(AUTH_METHODS)}")
@@ -92,38 +95,27 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
         auth_method=auth_method,
         client_secret=Sensitive(client_secret) if client_secret is not None else None,
         private_key=Sensitive(private_key) if private_key is not None else None,
-        signing_key=(load_signing_key(private_key, name) if auth_method == PRIVATE_KEY_JWT and private_key else None),
+        signing_key=(load_signing_key(private_key, bad) if auth_method == PRIVATE_KEY_JWT and private_key else None),
         key_id=_optional_text(document, "key_id", bad),
         scopes=parse_scopes(document.get("scopes", []), "scopes", bad),
         allowed_scopes=(
             parse_scopes(document["allowed_scopes"], "allowed_scopes", bad) if "allowed_scopes" in document else None
         ),
         token_params=_token_params(document.get("token_params", {}), bad),
-        allowed_callers=_allowed_callers(document.get("allowed_callers"), bad),
+        allowed_callers=allowed_callers,
     )
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _token_url(value: Any, bad: Callable[[str], Exception]) -> str:
+    """Kept as written (it is the `aud` of private_key_jwt assertions and part of the cache key);
+    urllib3 parses it again to connect, exactly as it was checked here."""
     if not isinstance(value, str) or not value:
         raise bad("token_url is required")
     try:
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise bad("token_url is not a valid URL") from None
-    if not host or parts.fragment or parts.username is not None:
-        raise bad("token_url must be an absolute URL with a host, no credentials and no fragment")
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
+        endpoint = parse_endpoint(value)
+    except BadEndpoint as problem:
+        raise bad(f"token_url: {problem}") from None
+    if endpoint.scheme == "https" or endpoint.loopback:
         return value
     raise bad("token_url must use https (http only to a loopback host)")
 
@@ -155,14 +147,16 @@ def _token_params(value: Any, bad: Callable[[str], Exception]) -> dict[str, str]
     return dict(value)
 
 
-def _allowed_callers(value: Any, bad: Callable[[str], Exception]) -> tuple[CallerRule, ...]:
+def _allowed_callers(value: Any, name: str) -> tuple[CallerRule, ...]:
     """Required: a profile that names nobody admits nobody, and one that omits the field is a
     mistake, never "everyone"."""
     if value is None:
-        raise bad("allowed_callers is required: the IAM roles or users that may get this profile's tokens")
+        raise ProfileMisconfigured(
+            f"profile {name}: allowed_callers is required: the IAM roles or users that may get its tokens"
+        )
     if not isinstance(value, list):
-        raise bad("allowed_callers must be a list of IAM role or user ARNs")
+        raise ProfileMisconfigured(f"profile {name}: allowed_callers must be a list of IAM role or user ARNs")
     try:
         return tuple(parse_caller_rule(entry) for entry in value)
     except BadCallerEntry as error:
-        raise bad(str(error)) from None
+        raise ProfileMisconfigured(f"profile {name}: {error}") from None

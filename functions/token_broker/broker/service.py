@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from broker import observability
 from broker.caller_identity import Caller
-from broker.callers import caller_admitted
+from broker.callers import CallerRule, caller_admitted
 from broker.config import ENFORCE, Settings
 from broker.decisions import (
     LEASE_SECONDS,
@@ -38,6 +38,7 @@ from broker.errors import (
     BrokerError,
     InvalidRequest,
     InvalidScope,
+    ProfileMisconfigured,
     UpstreamError,
     UpstreamUnavailable,
     is_refusal,
@@ -99,8 +100,7 @@ class TokenService:
         """A token with at least the applicable min TTL left; `deadline` is epoch seconds.
 
         The caller is admitted by the profile's `allowed_callers` before anything else happens."""
-        profile = self._profiles.get(request.profile)
-        self._admit(profile, caller)
+        profile = self._admitted_profile(request.profile, caller)
         scopes = request.scopes or profile.scopes
         if profile.allowed_scopes is not None and not scopes <= profile.allowed_scopes:
             outside = sorted(scopes - profile.allowed_scopes)[0]
@@ -145,10 +145,22 @@ class TokenService:
         observability.cache_miss()
         return self._renew(key, profile, scopes, request, min_ttl, deadline, entry)
 
-    def _admit(self, profile: Profile, caller: Caller) -> None:
+    def _admitted_profile(self, name: str, caller: Caller) -> Profile:
+        """The profile, once its `allowed_callers` admit the caller. A misconfigured profile is
+        told of only to a caller it admits (or one audit mode lets through)."""
+        try:
+            profile = self._profiles.get(name)
+        except ProfileMisconfigured as misconfigured:
+            if misconfigured.allowed_callers is not None:
+                self._admit(name, misconfigured.allowed_callers, caller)
+            raise
+        self._admit(name, profile.allowed_callers, caller)
+        return profile
+
+    def _admit(self, name: str, allowed_callers: tuple[CallerRule, ...], caller: Caller) -> None:
         """Enforce: refuse a caller the profile does not admit. Audit: log the refusal, go on."""
         refusal = caller.refusal
-        if refusal is None and (caller.arn is None or not caller_admitted(profile.allowed_callers, caller.arn)):
+        if refusal is None and (caller.arn is None or not caller_admitted(allowed_callers, caller.arn)):
             # the description never tells which profile fields exist or what they hold
             refusal = AccessDenied("this caller may not use this profile")
         if refusal is None:
@@ -157,7 +169,7 @@ class TokenService:
             raise refusal
         observability.logger.warning(
             "caller would be refused (CALLER_AUTH=audit)",
-            extra={"profile": profile.name, "caller": caller.arn, "path": caller.path, "refusal": refusal.error},
+            extra={"profile": name, "caller": caller.arn, "path": caller.door, "refusal": refusal.error},
         )
 
     def _refresh_ahead(
@@ -182,7 +194,13 @@ class TokenService:
         owner = uuid.uuid4().hex
         window = refresh_window(cached, self._settings.refresh_ahead_seconds)
         try:
-            won = self._table.acquire_lease(key, owner, now + LEASE_SECONDS, expires_before=math.ceil(now + window))
+            won = self._table.acquire_lease(
+                key,
+                owner,
+                now + LEASE_SECONDS,
+                expires_before=math.ceil(now + window),
+                implausible_failure_code=entry.implausible_failure_code,
+            )
         except (CacheUnavailable, Throttled):
             won = False
         if won:
@@ -240,6 +258,7 @@ class TokenService:
                         now + LEASE_SECONDS,
                         expires_before=None if wanted_since else math.ceil(now + min_ttl),
                         fetched_before=fetched_before,
+                        implausible_failure_code=entry.implausible_failure_code if entry is not None else None,
                     )
                 except CacheUnavailable:
                     # No table, no coordination: this container asks for itself.
@@ -274,9 +293,9 @@ class TokenService:
         attempts: int = MAX_ATTEMPTS,
     ) -> Served:
         """Fetches within `budget` (epoch seconds) and stores the token for the fleet; on failure,
-        tells the fleet (see `_remember_failure`)."""
+        tells the fleet (see `_remember_failure`). Any other failure frees the lease at once."""
         try:
-            issued = self._fetch_with_rotation(profile, scopes, budget, attempts)
+            return self._fetch_and_store_leased(key, profile, scopes, owner, budget, deadline, attempts)
         except BrokerError as error:
             answer = self._remember_failure(key, owner, error, deadline)
             if answer is error:
@@ -285,6 +304,18 @@ class TokenService:
         except Exception:
             self._table.release_lease(key, owner)
             raise
+
+    def _fetch_and_store_leased(
+        self,
+        key: str,
+        profile: Profile,
+        scopes: frozenset[str],
+        owner: str,
+        budget: float,
+        deadline: float,
+        attempts: int,
+    ) -> Served:
+        issued = self._fetch_with_rotation(profile, scopes, budget, attempts)
         now = self._clock()
         token = CachedToken(
             access_token=issued.access_token,

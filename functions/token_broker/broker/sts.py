@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from broker import observability
-from broker.caller_proof import BODY, CallerProof, sts_request_headers
+from broker.caller_proof import BODY, Audience, CallerProof, sts_request_headers
 from broker.callers import PARTITION
 from broker.errors import AccessDenied, AuthenticationUnavailable
 from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
@@ -43,9 +43,10 @@ class Sts:
         self._override = endpoint_override
         self._pool = pool
 
-    def caller_arn(self, proof: CallerProof, audience: str, partition: str, deadline: float) -> str:
+    def caller_arn(self, proof: CallerProof, audience: Audience, deadline: float) -> str:
         """The caller's ARN, as STS's answer states it; raises `AccessDenied` when STS refuses
         the proof and `AuthenticationUnavailable` when it cannot be asked."""
+        partition = audience.partition
         suffix = PARTITION_SUFFIXES.get(partition)
         if suffix is None:
             raise AccessDenied("the broker's partition has no known STS endpoint")

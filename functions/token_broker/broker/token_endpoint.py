@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import math
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from broker.decisions import token_lifetime
 from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
 from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
 from broker.profiles import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT, Profile
+from broker.rfc6749 import is_access_token, is_error_code, is_granted_scope
 from broker.sensitive import Sensitive
 
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -29,7 +29,6 @@ MAX_RESPONSE_BYTES = 64 * 1024
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_MAX_SECONDS = 4.0
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-ERROR_CODE_PATTERN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")  # RFC 6749 §5.2 error
 
 # One pool per container: TLS sessions to the authorization server are reused across requests.
 # Certificate verification is urllib3's default (CERT_REQUIRED) and is never turned off.
@@ -132,7 +131,7 @@ class TokenEndpoint:
         document, status = answer.json_object(), answer.status
         if status != 200:
             code = document.get("error") if document else None
-            if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
+            if not is_error_code(code):
                 raise UpstreamError(f"the authorization server answered HTTP {status} without an OAuth error")
             observability.logger.warning(
                 "token request refused", extra={"profile": profile.name, "status": status, "upstream_error": code}
@@ -145,6 +144,8 @@ class TokenEndpoint:
         access_token = document.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise UpstreamError("the authorization server's answer has no access_token")
+        if not is_access_token(access_token):  # a token that could be neither stored nor answered
+            raise UpstreamError("the authorization server's access_token is not RFC 6749 text (printable ASCII)")
         token_type = document.get("token_type", "Bearer")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise UpstreamError("the authorization server issued a token that is not a Bearer token")
@@ -152,11 +153,15 @@ class TokenEndpoint:
         if lifetime is None:
             raise UpstreamError("the authorization server's answer has no usable expires_in")
         scope = document.get("scope")
+        if scope is not None:
+            scope = " ".join(scope.split()) if isinstance(scope, str) else scope  # one space apart, as stored
+            if not is_granted_scope(scope):
+                raise UpstreamError("the authorization server's scope is not a list of RFC 6749 scope tokens")
         return IssuedToken(
             access_token=Sensitive(access_token),
             token_type="Bearer",
             expires_in=lifetime,
-            scope=scope if isinstance(scope, str) else None,
+            scope=scope,
         )
 
 

@@ -8,14 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.errors import InvalidRequest
+from broker.rfc6749 import SCOPE_TOKEN
 
 PROFILE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
 MAX_SCOPES = 50
 MAX_MIN_TTL = 86_400
-FIELDS = ("profile", "scopes", "min_ttl", "force_refresh")
-DIRECT_FIELDS = (*FIELDS, "caller_proof")
+FIELDS = ("profile", "scopes", "min_ttl", "force_refresh", "caller_proof")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +26,14 @@ class TokenRequest:
     caller_proof: object = field(default=None, repr=False, compare=False)
 
 
-def parse_request(event: object, *, direct: bool = True) -> TokenRequest:
-    """Validates every field; anything else raises `InvalidRequest` naming the field.
-
-    A direct request may carry a `caller_proof`; an HTTP request may not (API Gateway verified
-    its caller)."""
+def parse_request(event: object) -> TokenRequest:
+    """Validates every field (a direct event, or the HTTP route's body); anything else raises
+    `InvalidRequest` naming the field. The `caller_proof` is checked after the request's shape."""
     if not isinstance(event, dict):
         raise InvalidRequest("the request must be a JSON object")
-    allowed = DIRECT_FIELDS if direct else FIELDS
     for name in event:
-        if name == "caller_proof" and not direct:
-            raise InvalidRequest("caller_proof is not allowed on the HTTP route: API Gateway verified the caller")
-        if name not in allowed:
-            raise InvalidRequest(f"unknown field {_shown(name)}; allowed: {', '.join(allowed)}")
+        if name not in FIELDS:
+            raise InvalidRequest(f"unknown field {_shown(name)}; allowed: {', '.join(FIELDS)}")
     return TokenRequest(
         profile=_profile(event.get("profile")),
         # an empty list names no scopes, like an absent one: the profile's defaults apply
@@ -58,7 +51,7 @@ def parse_scopes(value: object, field: str, error: Callable[[str], Exception] = 
     if len(value) > MAX_SCOPES:
         raise error(f"{field} may hold at most {MAX_SCOPES} scopes")
     for scope in value:
-        if not isinstance(scope, str) or not SCOPE_TOKEN_PATTERN.fullmatch(scope):
+        if not isinstance(scope, str) or not SCOPE_TOKEN.fullmatch(scope):
             raise error(
                 f"{field} must hold RFC 6749 scope tokens (1 to 200 printable ASCII characters, "
                 "no space, quote or backslash)"

@@ -35,10 +35,12 @@ from broker.decisions import (
     expiry_item_ttl,
 )
 from broker.errors import InvalidScope, UpstreamError, UpstreamUnavailable
+from broker.rfc6749 import is_access_token, is_error_code, is_granted_scope
 from broker.sensitive import Sensitive
 from broker.token_sealer import CannotOpen, Sealed, SealUnavailable, TokenSealer
 
 PARTITION_KEY = "cache_key"
+BEARER = "Bearer"  # the only token type a broker stores
 TTL_ATTRIBUTE = "ttl"
 TOKEN_ATTRIBUTES = ("access_token", "sealed_token", "data_key", "expires_at", "fetched_at")
 # The version of the sealed token's associated data: tokens sealed otherwise are renewed.
@@ -79,6 +81,8 @@ class TableEntry:
     lease_until: float | None = None
     # when the item holds a token that must not be served: its fetch time, if that is plausible
     unreadable_since: float | None = None
+    # a remembered failure whose code no broker writes: ignored, and the lease may be taken over it
+    implausible_failure_code: str | None = None
 
     def leased(self, now: float) -> bool:
         """Whether a renewal is under way: trying to take the lease would only cost a write."""
@@ -108,16 +112,20 @@ class TokenTable:
             return None
         now = self._clock()
         failure = self._failure(item, now)
+        implausible_code = None
+        if failure is not None and not _plausible_code(failure):
+            observability.unreadable_cache_item("a remembered failure's code is not one a broker writes")
+            implausible_code, failure = failure.upstream_error, None
         lease_until = _number(item, "lease_until")
         if lease_until is not None and lease_until > now + LEASE_SECONDS + CLOCK_SKEW_SECONDS:
             lease_until = None  # no broker writes one that far ahead: as good as lapsed
         try:
-            return TableEntry(self._token(key, item, now), failure, lease_until)
+            return TableEntry(self._token(key, item, now), failure, lease_until, None, implausible_code)
         except CannotOpen as reason:
             observability.unreadable_cache_item(str(reason))
             fetched_at = _number(item, "fetched_at")
             plausible = fetched_at is not None and fetched_at <= now + CLOCK_SKEW_SECONDS
-            return TableEntry(None, failure, lease_until, unreadable_since=fetched_at if plausible else None)
+            return TableEntry(None, failure, lease_until, fetched_at if plausible else None, implausible_code)
 
     def acquire_lease(
         self,
@@ -127,6 +135,7 @@ class TokenTable:
         *,
         expires_before: int | None = None,
         fetched_before: float | None = None,
+        implausible_failure_code: str | None = None,
     ) -> bool:
         """Takes the key's renewal lease if it is free, no failure is remembered, and the cached
         token still needs renewing.
@@ -134,7 +143,9 @@ class TokenTable:
         The lease is free when absent, lapsed, or impossible (mistyped, or further ahead than any
         broker writes one); a remembered failure counts as `read` counts it. The token needs
         renewing when it is absent or impossible, expires before `expires_before`, or was
-        fetched before `fetched_before`. Checking all that in one conditional write closes the
+        fetched before `fetched_before`. A failure whose code `read` found implausible (which no
+        condition can see: its characters) is named by `implausible_failure_code` and does not
+        count. Checking all that in one conditional write closes the
         races in which a request takes the lease just after another has stored a fresh token
         or a failure.
         """
@@ -175,6 +186,9 @@ class TokenTable:
             "OR (failure_error = :outage AND failed_until > :outage_limit) "
             "OR (NOT failure_error = :outage AND failed_until > :refusal_limit)"
         )
+        if implausible_failure_code is not None:
+            no_failure += " OR failure_code = :implausible_code"
+            values[":implausible_code"] = {"S": implausible_failure_code}
         values.update(
             {
                 ":string": {"S": "S"},
@@ -323,8 +337,8 @@ class TokenTable:
             return None
         expires_at, fetched_at = _number(item, "expires_at"), _number(item, "fetched_at")
         token_type, scope = _string(item, "token_type"), _string(item, "scope")
-        if expires_at is None or fetched_at is None or not token_type or scope is None:
-            raise CannotOpen("the cached token's fields are missing or mistyped")
+        if expires_at is None or fetched_at is None or token_type != BEARER or not is_granted_scope(scope):
+            raise CannotOpen("the cached token's fields are missing, mistyped or not what a broker writes")
         if fetched_at > now + CLOCK_SKEW_SECONDS or expires_at <= fetched_at or not expires_at.is_integer():
             raise CannotOpen("the cached token's times are impossible")
         token = CachedToken(Sensitive(""), token_type, scope, int(expires_at), fetched_at)
@@ -335,6 +349,8 @@ class TokenTable:
             value = _string(item, "access_token")
             if not value:
                 raise CannotOpen("the cached token is not in plaintext and no KMS key is configured")
+            if not is_access_token(value):
+                raise CannotOpen("the cached token is not RFC 6749 text")
             return value
         sealed_token, data_key = _binary(item, "sealed_token"), _binary(item, "data_key")
         if sealed_token is None or data_key is None:
@@ -355,6 +371,13 @@ class TokenTable:
             observability.unreadable_cache_item("a failure is remembered for longer than any broker would")
             return None
         return Failure(error, code, int(until))
+
+
+def _plausible_code(failure: Failure) -> bool:
+    """The code reaches callers' answers: an RFC 6749 error code for a refusal, none for an outage."""
+    if failure.error == UpstreamUnavailable.error:
+        return failure.upstream_error == ""
+    return is_error_code(failure.upstream_error)
 
 
 class _ConditionFailed(Exception):

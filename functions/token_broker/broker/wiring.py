@@ -64,5 +64,8 @@ def build_service(settings: Settings, clients: AwsClients | None = None) -> Toke
 
 def build_caller_identity(settings: Settings) -> CallerIdentity:
     return CallerIdentity(
-        Sts(settings.region, settings.sts_endpoint_override), settings.region, settings.caller_auth == ENFORCE
+        Sts(settings.region, settings.sts_endpoint_override),
+        settings.region,
+        settings.caller_auth == ENFORCE,
+        settings.broker_audience,
     )

@@ -8,6 +8,10 @@ answer. The audience header names the broker, so a proof made for one broker fai
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.auth import SigV4Auth
@@ -17,6 +21,8 @@ PROOF_VERSION = 1
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 AUDIENCE_HEADER = "X-Token-Broker-Audience"
+# The broker accepts a proof for 5 minutes after it was signed; a new one is made after 4.
+PROOF_REUSE_SECONDS = 240.0
 # STS's domain in each partition (the broker checks proofs against the same).
 PARTITION_SUFFIXES = {
     "aws": "amazonaws.com",
@@ -39,18 +45,62 @@ _AUTHORIZATION = re.compile(
 
 
 class Broker:
-    """What a proof is made for: the broker's unqualified function ARN, region and partition."""
+    """What a proof is made for: the broker's audience (its direct function's unqualified ARN),
+    region and partition. A function ARN qualified by an alias or version names the same broker."""
 
     def __init__(self, function_arn: str) -> None:
         match = _FUNCTION_ARN.fullmatch(function_arn)
         if match is None or match["partition"] not in PARTITION_SUFFIXES:
             raise ValueError(
-                "name the broker by its function ARN (the stack output TokenBrokerFunctionArn), "
+                "name the broker by its function ARN (the stack output TokenBrokerAliasArn), "
                 "not by its name: caller proofs are made for that ARN"
             )
         self.audience: str = match["audience"]
         self.region: str = match["region"]
         self.sts_host = f"sts.{self.region}.{PARTITION_SUFFIXES[match['partition']]}"
+
+
+class Prover:
+    """Caller proofs for one broker, signed with a session's current credentials: one proof is
+    reused for up to 4 minutes (the broker accepts it for 5), a new one made as soon as the
+    credentials change. Thread-safe."""
+
+    def __init__(self, broker: Broker, session: Callable[[], Any], clock: Callable[[], float] = time.time) -> None:
+        self._broker = broker
+        self._session = session
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._proof: _Proof | None = None
+
+    def proof(self) -> dict[str, Any]:
+        credentials = self._session().get_credentials()
+        if credentials is None:
+            raise NoCredentials("no AWS credentials to sign a caller proof with")
+        frozen = credentials.get_frozen_credentials()
+        identity = (frozen.access_key, frozen.token)
+        now = self._clock()
+        with self._lock:
+            proof = self._proof
+            if proof is not None and proof.credentials == identity and now - proof.signed_at < PROOF_REUSE_SECONDS:
+                return proof.fields
+        proof = _Proof(sign_caller_proof(frozen, self._broker), identity, now)
+        with self._lock:
+            self._proof = proof
+        return proof.fields
+
+
+class NoCredentials(Exception):
+    """The session has no credentials to sign with."""
+
+
+@dataclass
+class _Proof:
+    fields: dict[str, Any]
+    credentials: tuple[str, str | None]  # access key id and session token it was signed with
+    signed_at: float
+
+    def __repr__(self) -> str:  # the proof holds a session token
+        return f"_Proof(signed_at={self.signed_at})"
 
 
 def sign_caller_proof(credentials: Any, broker: Broker) -> dict[str, Any]:

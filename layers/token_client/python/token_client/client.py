@@ -15,11 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from urllib3.util import parse_url
+
 from token_client.errors import BrokerFailed, ClientMisconfigured, TokenBrokerError
 from token_client.transports import HttpTransport, LambdaTransport
 
 BROKER_FUNCTION_ENV = "TOKEN_BROKER_FUNCTION"
 BROKER_URL_ENV = "TOKEN_BROKER_URL"
+BROKER_AUDIENCE_ENV = "TOKEN_BROKER_AUDIENCE"
 # The broker's own floor (MIN_TTL_SECONDS) is 60 s; a token is not kept past that here either.
 DEFAULT_MIN_TTL_SECONDS = 60
 # A thread waiting for another's broker call gives up after this long.
@@ -68,6 +71,7 @@ class TokenClient:
         lambda_client: Any = None,
         *,
         url: str | None = None,
+        audience: str | None = None,
         region: str | None = None,
         session: Any = None,
         clock: Callable[[], float] = time.time,
@@ -75,8 +79,10 @@ class TokenClient:
         """The broker is its function, by ARN (an alias ARN too: `function_name`, else env
         `TOKEN_BROKER_FUNCTION`), invoked directly with a caller proof; or, for services that
         are not Lambdas, its HTTP route (`url`, else env `TOKEN_BROKER_URL`; `region`, else the
-        URL's or the session's), signed with SigV4. `session` (a boto3 Session, default: a new
-        one) provides the credentials, and the Lambda client unless `lambda_client` is given."""
+        URL's or the session's), signed with SigV4, with a caller proof for the broker's
+        `audience` (else env `TOKEN_BROKER_AUDIENCE`: the stack output TokenBrokerAudience).
+        `session` (a boto3 Session, default: a new one) provides the credentials, and the Lambda
+        client unless `lambda_client` is given."""
         self._session = session
         self._clock = clock
         name = function_name or (None if url else os.environ.get(BROKER_FUNCTION_ENV))
@@ -87,7 +93,13 @@ class TokenClient:
         if name:
             self._transport = LambdaTransport(name, self._boto_session, lambda_client, clock)
         elif address:
-            self._transport = HttpTransport(address, self._boto_session, region)
+            audience = audience or os.environ.get(BROKER_AUDIENCE_ENV)
+            if not audience:
+                raise ClientMisconfigured(
+                    f"name the broker's audience for its HTTP route: TokenClient(url=..., audience=...) or env "
+                    f"{BROKER_AUDIENCE_ENV} (the stack output TokenBrokerAudience, the direct function's ARN)"
+                )
+            self._transport = HttpTransport(address, self._boto_session, audience, region, clock)
         else:
             raise ClientMisconfigured(
                 f"name the broker: TokenClient(function_name=...) or env {BROKER_FUNCTION_ENV} (its function "
@@ -224,12 +236,28 @@ class ForProfile:
         self._scopes = list(scopes) if scopes is not None else None
         self._min_ttl = min_ttl
 
-    def _token(self) -> Token:
+    def token(self) -> Token:
         return self._client.token(self._profile, self._scopes, self._min_ttl)
 
-    def _refused(self, token: Token) -> None:
-        """The API answered 401 to `token`: evict it (only it) so that the next one is new."""
-        self._client.invalidate(self._profile, self._scopes, token=token)
+    def renewed(self, refused: Token) -> Token | None:
+        """The API answered 401 to `refused`: evict it (only it), and the token to retry with;
+        None when the broker has no other yet (within its FORCE_REFRESH_COOLDOWN_SECONDS of the
+        last fetch, 30 s by default, it shares that fetch), since a retry would be refused too."""
+        self._client.invalidate(self._profile, self._scopes, token=refused)
+        fresh = self.token()
+        return fresh if fresh.value != refused.value else None
+
+
+def same_origin(first: str, second: str) -> bool:
+    """Whether two URLs have one origin (scheme, host, port), read as urllib3 reads them: a token
+    sent to one origin is never sent to another by an adapter's retry."""
+    return _origin(first) == _origin(second)
+
+
+def _origin(url: str) -> tuple[str | None, str | None, int | None]:
+    parsed = parse_url(url)
+    scheme = (parsed.scheme or "").lower()
+    return scheme, (parsed.host or "").lower(), parsed.port or {"http": 80, "https": 443}.get(scheme)
 
 
 def _key(profile: str, scopes: Iterable[str] | None) -> _Key:

@@ -1,8 +1,9 @@
 """`httpx`: `httpx.Client(auth=TokenAuth(client, "okta-default"))`, or `httpx.AsyncClient(...)`.
 
-Adds the broker's token to every request; on a 401 it invalidates that token (only that one)
-and sends the request once more with a new token. In an async client the broker is asked on a
-worker thread, never on the event loop. Needs `pip install token-client[httpx]`.
+Adds the broker's token to every request. On a 401 from the origin the token was sent to, it
+invalidates that token (only that one) and sends the request once more if the broker has a
+different token. In an async client the broker is asked on a worker thread, never on the event
+loop. Needs `pip install token-client[httpx]`.
 """
 
 from __future__ import annotations
@@ -12,26 +13,34 @@ from collections.abc import AsyncGenerator, Generator
 import anyio.to_thread
 import httpx
 
-from token_client.client import ForProfile
+from token_client.client import ForProfile, Token, same_origin
 
 
 class TokenAuth(ForProfile, httpx.Auth):
     """`TokenAuth(client, profile, scopes=None, min_ttl=None)`."""
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        token = self._token()
+        token = self.token()
         request.headers["Authorization"] = token.authorization
         response = yield request
-        if response.status_code == 401:
-            self._refused(token)
-            request.headers["Authorization"] = self._token().authorization
-            yield request
+        if _refused_by(response, request):
+            fresh = self.renewed(token)
+            if fresh is not None:
+                request.headers["Authorization"] = fresh.authorization
+                yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await anyio.to_thread.run_sync(self._token)
+        token: Token = await anyio.to_thread.run_sync(self.token)
         request.headers["Authorization"] = token.authorization
         response = yield request
-        if response.status_code == 401:
-            self._refused(token)
-            request.headers["Authorization"] = (await anyio.to_thread.run_sync(self._token)).authorization
-            yield request
+        if _refused_by(response, request):
+            fresh = await anyio.to_thread.run_sync(self.renewed, token)
+            if fresh is not None:
+                request.headers["Authorization"] = fresh.authorization
+                yield request
+
+
+def _refused_by(response: httpx.Response, request: httpx.Request) -> bool:
+    """A 401 from the origin the token went to (after redirects, httpx hands the auth flow the
+    last response, and strips the token on the way to another origin)."""
+    return response.status_code == 401 and same_origin(str(response.url), str(request.url))

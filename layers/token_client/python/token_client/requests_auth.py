@@ -1,7 +1,8 @@
 """`requests`: `session.auth = TokenAuth(client, "okta-default")`.
 
-Adds the broker's token to every request; on a 401 it invalidates that token (only that one)
-and sends the request once more with a new token. Needs `pip install token-client[requests]`.
+Adds the broker's token to every request. On a 401 from the origin the token was sent to, it
+invalidates that token (only that one) and sends the request once more, to that origin, if the
+broker has a different token. Needs `pip install token-client[requests]`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 import requests
 
-from token_client.client import ForProfile, Token
+from token_client.client import ForProfile, Token, same_origin
 
 _RETRIED = "_token_client_retried"
 
@@ -19,17 +20,29 @@ class TokenAuth(ForProfile, requests.auth.AuthBase):
     """`TokenAuth(client, profile, scopes=None, min_ttl=None)`."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self._token()
+        token = self.token()
         request.headers["Authorization"] = token.authorization
-        request.register_hook("response", lambda response, **kwargs: self._on_response(response, token, **kwargs))
+        sent_to = str(request.url)
+        request.register_hook(
+            "response", lambda response, **kwargs: self._on_response(response, token, sent_to, **kwargs)
+        )
         return request
 
-    def _on_response(self, response: requests.Response, token: Token, **kwargs: Any) -> requests.Response:
-        if response.status_code != 401 or getattr(response.request, _RETRIED, False):
+    def _on_response(self, response: requests.Response, token: Token, sent_to: str, **kwargs: Any) -> requests.Response:
+        # requests copies this hook onto the requests of redirects, without the token when the
+        # origin changes: a 401 from another origin is not a refusal of this token
+        request = response.request
+        if (
+            response.status_code != 401
+            or getattr(request, _RETRIED, False)
+            or not same_origin(str(request.url), sent_to)
+        ):
             return response
-        self._refused(token)
-        retry = response.request.copy()
-        retry.headers["Authorization"] = self._token().authorization
+        fresh = self.renewed(token)
+        if fresh is None:
+            return response
+        retry = request.copy()
+        retry.headers["Authorization"] = fresh.authorization
         setattr(retry, _RETRIED, True)
         response.content  # noqa: B018  # read the refused answer so its connection can be reused
         response.close()

@@ -11,20 +11,19 @@ import base64
 import ipaddress
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
-from token_client.caller_proof import Broker, sign_caller_proof
+from token_client.caller_proof import Broker, NoCredentials, Prover
 from token_client.errors import BrokerFailed, BrokerForbidden, BrokerNotFound, BrokerUnreachable, ClientMisconfigured
 
 # The broker's function times out after 15 s; an answer is waited for a little longer than that.
@@ -37,19 +36,7 @@ LAMBDA_CLIENT_CONFIG = Config(
     read_timeout=READ_TIMEOUT_SECONDS,
     retries={"max_attempts": 2, "mode": "standard"},
 )
-# The broker accepts a proof for 5 minutes after it was signed; a new one is made after 4.
-PROOF_REUSE_SECONDS = 240.0
 _EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
-
-
-@dataclass
-class _Proof:
-    fields: dict[str, Any]
-    credentials: tuple[str, str | None]  # access key id and session token it was signed with
-    signed_at: float
-
-    def __repr__(self) -> str:  # the proof holds a session token
-        return f"_Proof(signed_at={self.signed_at})"
 
 
 class LambdaTransport:
@@ -66,18 +53,16 @@ class LambdaTransport:
         clock: Callable[[], float] = time.time,
     ) -> None:
         try:
-            self._broker = Broker(function_arn)
+            broker = Broker(function_arn)
         except ValueError as error:
             raise ClientMisconfigured(str(error)) from error
         self.function_arn = function_arn
         self._session = session
         self._lambda = lambda_client
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._proof: _Proof | None = None
+        self._prover = Prover(broker, session, clock)
 
     def ask(self, request: dict[str, Any], request_id: str) -> dict[str, Any]:
-        payload = json.dumps({**request, "caller_proof": self._caller_proof()}).encode()
+        payload = json.dumps({**request, "caller_proof": _proof(self._prover)}).encode()
         # the broker logs this id as the correlation id of every line of this invocation
         client_context = base64.b64encode(json.dumps({"custom": {"request_id": request_id}}).encode()).decode()
         try:
@@ -106,22 +91,6 @@ class LambdaTransport:
             raise BrokerFailed(f"the broker failed ({response['FunctionError']})")
         return _json_object(body)
 
-    def _caller_proof(self) -> dict[str, Any]:
-        credentials = self._session().get_credentials()
-        if credentials is None:
-            raise ClientMisconfigured("no AWS credentials to sign a caller proof with")
-        frozen = credentials.get_frozen_credentials()
-        identity = (frozen.access_key, frozen.token)
-        now = self._clock()
-        with self._lock:
-            proof = self._proof
-            if proof is not None and proof.credentials == identity and now - proof.signed_at < PROOF_REUSE_SECONDS:
-                return proof.fields
-        proof = _Proof(sign_caller_proof(frozen, self._broker), identity, now)
-        with self._lock:
-            self._proof = proof
-        return proof.fields
-
     def _client(self) -> Any:
         if self._lambda is None:
             self._lambda = self._session().client("lambda", config=LAMBDA_CLIENT_CONFIG)
@@ -130,25 +99,37 @@ class LambdaTransport:
 
 class HttpTransport:
     """The broker's HTTP route (`POST …/token`), signed with SigV4 for `execute-api`, as API
-    Gateway's IAM authorizer requires: for services that are not Lambdas."""
+    Gateway's IAM authorizer requires, with a caller proof for the broker's `audience` (its
+    direct function's unqualified ARN) in the body: for services that are not Lambdas."""
 
     name = "http"
 
     def __init__(
-        self, url: str, session: Callable[[], Any], region: str | None = None, pool: urllib3.PoolManager | None = None
+        self,
+        url: str,
+        session: Callable[[], Any],
+        audience: str,
+        region: str | None = None,
+        clock: Callable[[], float] = time.time,
+        pool: urllib3.PoolManager | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname or "")):
-            raise ClientMisconfigured("the broker's URL must be https (http only on a loopback host)")
-        host_region = _EXECUTE_API_HOST.fullmatch(parts.hostname or "")
+        host = _route_host(url)
+        try:
+            broker = Broker(audience)
+        except ValueError:
+            raise ClientMisconfigured(
+                "the broker's audience is its direct function's ARN (the stack output TokenBrokerAudience)"
+            ) from None
+        host_region = _EXECUTE_API_HOST.fullmatch(host)
         self.url = url.rstrip("/") if url.rstrip("/").endswith("/token") else url.rstrip("/") + "/token"
         self._session = session
         self._region = region or (host_region["region"] if host_region else None)
+        self._prover = Prover(broker, session, clock)
         self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4)
 
     def ask(self, request: dict[str, Any], request_id: str) -> dict[str, Any]:
         """`request_id` is only logged here: the broker correlates by API Gateway's own id."""
-        body = json.dumps(request).encode()
+        body = json.dumps({**request, "caller_proof": _proof(self._prover)}).encode()
         signed = AWSRequest("POST", self.url, data=body, headers={"Content-Type": "application/json"})
         SigV4Auth(self._credentials(), "execute-api", self._region_name()).add_auth(signed)
         try:
@@ -197,6 +178,28 @@ class HttpTransport:
         return str(region)
 
 
+def _proof(prover: Prover) -> dict[str, Any]:
+    try:
+        return prover.proof()
+    except NoCredentials as error:
+        raise ClientMisconfigured(str(error)) from None
+
+
+def _route_host(url: str) -> str:
+    """The route's host as urllib3 connects to it; the URL is https (http only on loopback), with
+    no credentials and no backslash, so that what is checked is what is dialled."""
+    try:
+        parsed = parse_url(url) if "\\" not in url else None
+    except LocationParseError:
+        parsed = None
+    if parsed is None or parsed.auth is not None or not parsed.host:
+        raise ClientMisconfigured("the broker's URL must be an https URL with a host and no credentials")
+    host = parsed.host.strip("[]")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and _is_loopback(host)):
+        raise ClientMisconfigured("the broker's URL must be https (http only on a loopback host)")
+    return host
+
+
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
         document = json.loads(payload)
@@ -208,7 +211,7 @@ def _json_object(payload: bytes) -> dict[str, Any]:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -1,7 +1,8 @@
 """`urllib3`: `request(client, "okta-default", "GET", url)` instead of `urllib3.request(...)`.
 
-Sends the request with the broker's token; on a 401 it invalidates that token (only that one)
-and sends it once more with a new token. urllib3 comes with botocore: nothing to install.
+Sends the request with the broker's token. On a 401 from the origin the token was sent to, it
+invalidates that token (only that one) and sends the request once more if the broker has a
+different token. urllib3 comes with botocore: nothing to install.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import urllib3
 
-from token_client.client import TokenClient
+from token_client.client import ForProfile, TokenClient, same_origin
 
 POOL = urllib3.PoolManager()
 
@@ -28,13 +29,21 @@ def request(
     headers: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> urllib3.BaseHTTPResponse:
-    """`pool.request(method, url, ...)` (default: this module's pool) with the token."""
+    """`pool.request(method, url, ...)` (default: this module's pool) with the token. urllib3
+    drops the token on a redirect to another host."""
     sender = pool or POOL
-    scope_list = list(scopes) if scopes is not None else None
-    token = client.token(profile, scope_list, min_ttl)
+    tokens = ForProfile(client, profile, scopes, min_ttl)
+    token = tokens.token()
     response = sender.request(method, url, headers={**(headers or {}), "Authorization": token.authorization}, **kwargs)
-    if response.status != 401:
+    if response.status != 401 or not same_origin(_last_url(response, url), url):
         return response
-    client.invalidate(profile, scope_list, token=token)
-    token = client.token(profile, scope_list, min_ttl)
-    return sender.request(method, url, headers={**(headers or {}), "Authorization": token.authorization}, **kwargs)
+    fresh = tokens.renewed(token)
+    if fresh is None:
+        return response
+    return sender.request(method, url, headers={**(headers or {}), "Authorization": fresh.authorization}, **kwargs)
+
+
+def _last_url(response: urllib3.BaseHTTPResponse, url: str) -> str:
+    """The URL that answered: the last redirect's target, if urllib3 followed any."""
+    history = response.retries.history if response.retries is not None else ()
+    return history[-1].redirect_location or url if history else url

@@ -1,0 +1,49 @@
+"""What `make serve` prints for a developer to paste in another shell, run as printed: token_client
+by direct invocation and over HTTP, and curl with `--aws-sigv4` and a body from
+`token-broker-request`, against the local Invoke API and route."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from devstack.lambda_api import LocalLambdaApi
+from devstack.serve import usage
+from devstack.sts import Issued
+from devstack.template import ROOT
+from tests.conftest import Profiles
+
+BASH, CURL = shutil.which("bash"), shutil.which("curl")
+
+
+@pytest.mark.skipif(BASH is None or CURL is None, reason="bash and curl are not both installed here")
+def test_every_printed_command_gets_a_token(
+    lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, auth_server: object
+) -> None:
+    # Given the printed lines, for a profile that admits the developer
+    profile = profiles.create()
+    lines = usage(lambda_api, consumer, profile)
+    commands = "\n".join(line.removeprefix("  ") for line in lines[1:])
+
+    # When a shell runs them, as pasted
+    finished = subprocess.run(
+        [str(BASH), "-euo", "pipefail", "-c", commands],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then each of the three printed a token: two headers from token_client, one answer from curl
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    direct, over_http, curl = finished.stdout.strip().splitlines()
+    assert direct == over_http  # one token, cached by the broker, whatever the door
+    assert direct.startswith("{'Authorization': 'Bearer ")
+    answer = json.loads(curl)
+    assert direct == str({"Authorization": f"Bearer {answer['access_token']}"})
+    doors = [event.get("version", "direct") for event in lambda_api.invocations]
+    assert doors == ["direct", "2.0", "2.0"]

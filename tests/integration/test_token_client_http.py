@@ -1,0 +1,187 @@
+"""token_client over the HTTP route (SigV4 for API Gateway, a caller proof for the broker's
+audience in the body), and its adapters' 401 retry: only on the origin the token went to, and
+only with a different token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import urllib3
+
+from devstack.authserver import LocalAuthorizationServer
+from devstack.lambda_api import LocalLambdaApi
+from devstack.sts import Issued
+from tests.conftest import Broker, Profiles
+from token_client import ClientMisconfigured, TokenClient
+from token_client.httpx_auth import TokenAuth as HttpxAuth
+from token_client.requests_auth import TokenAuth as RequestsAuth
+from token_client.urllib3_auth import request as urllib3_request
+
+
+class Api:
+    """A resource server on loopback: answers each request with the next status of `statuses`
+    (then the last one again), redirecting to `redirect_to` on a 302, and records what it saw."""
+
+    def __init__(self, host: str, statuses: list[int], redirect_to: str | None = None) -> None:
+        api = self
+        self.seen: list[str | None] = []  # the Authorization header of each request
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # http.server's name
+                api.seen.append(self.headers.get("Authorization"))
+                status = statuses[min(len(api.seen), len(statuses)) - 1]
+                self.send_response(status)
+                if status == 302 and redirect_to is not None:
+                    self.send_header("Location", redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self._server.server_address[1]}/orders"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def apis() -> Iterator[Callable[..., Api]]:
+    started: list[Api] = []
+
+    def start(host: str, statuses: list[int], redirect_to: str | None = None) -> Api:
+        started.append(Api(host, statuses, redirect_to))
+        return started[-1]
+
+    yield start
+    for api in started:
+        api.stop()
+
+
+@pytest.fixture
+def over_http(lambda_api: LocalLambdaApi, consumer_session: Any) -> TokenClient:
+    return TokenClient(url=lambda_api.endpoint_url, audience=lambda_api.function_arn, session=consumer_session)
+
+
+def get_with(adapter: str, client: TokenClient, profile: str, url: str) -> int:
+    """One GET through an adapter, following redirects as each library does by default."""
+    if adapter == "requests":
+        with requests.Session() as session:
+            session.auth = RequestsAuth(client, profile)
+            return session.get(url, timeout=10).status_code
+    if adapter == "httpx":
+        with httpx.Client(auth=HttpxAuth(client, profile), follow_redirects=True) as http:
+            return http.get(url).status_code
+    return urllib3_request(client, profile, "GET", url, pool=urllib3.PoolManager()).status
+
+
+ADAPTERS = ["requests", "httpx", "urllib3"]
+
+
+def test_the_http_transport_gets_a_token_with_sigv4_and_a_caller_proof(
+    over_http: TokenClient,
+    lambda_api: LocalLambdaApi,
+    profiles: Profiles,
+    consumer: Issued,
+    auth_server: LocalAuthorizationServer,
+) -> None:
+    profile = profiles.create()
+
+    token = over_http.get_token(profile)
+
+    assert token == auth_server.issued[-1]
+    (event,) = lambda_api.invocations
+    body = json.loads(base64.b64decode(event["body"]))
+    assert body["caller_proof"]["credential"].endswith("/us-east-1/sts/aws4_request")
+    assert event["requestContext"]["authorizer"]["iam"]["userArn"] == consumer.arn
+
+
+def test_the_local_route_refuses_a_request_signed_by_nobody(lambda_api: LocalLambdaApi, profiles: Profiles) -> None:
+    response = urllib3.request("POST", f"{lambda_api.endpoint_url}/token", json={"profile": profiles.create()})
+
+    assert response.status == 403  # as API Gateway's IAM authorizer: the function is never invoked
+    assert lambda_api.invocations == []
+
+
+def test_without_an_audience_the_http_transport_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKEN_BROKER_AUDIENCE", raising=False)
+    with pytest.raises(ClientMisconfigured) as raised:
+        TokenClient(url="https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com")
+    assert "audience=" in raised.value.description
+    assert "TOKEN_BROKER_AUDIENCE" in raised.value.description
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.0.2.2:80\\@127.0.0.1/",  # loopback to urllib.parse, a connection to 192.0.2.2 for urllib3
+        "http://user:pass@127.0.0.1/",
+        "http://broker.example.com/",
+    ],
+)
+def test_a_route_url_that_is_not_https_or_loopback_is_refused(url: str) -> None:
+    with pytest.raises(ClientMisconfigured):
+        TokenClient(url=url, audience="arn:aws:lambda:us-east-1:123456789012:function:token-broker")
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_redirect_to_another_origin_never_carries_the_token_there(
+    adapter: str, tokens: TokenClient, profiles: Profiles, apis: Callable[..., Api]
+) -> None:
+    # Given API A, which redirects to B on another origin, and B, which refuses everything
+    other = apis("127.0.0.2", [401])
+    first = apis("127.0.0.1", [302], redirect_to=other.url)
+
+    # When the adapter follows the redirect
+    status = get_with(adapter, tokens, profiles.create(), first.url)
+
+    # Then B never saw a token, and the 401 it gave was not taken for a refusal of the token
+    assert status == 401
+    assert other.seen == [None]
+    assert len(first.seen) == 1
+    assert first.seen[0] is not None
+    assert first.seen[0].startswith("Bearer ")
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_401_is_retried_once_with_a_different_token(
+    adapter: str,
+    tokens: TokenClient,
+    broker: Broker,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    apis: Callable[..., Api],
+) -> None:
+    broker.new_container(FORCE_REFRESH_COOLDOWN_SECONDS="0")  # a force_refresh fetches anew
+    api = apis("127.0.0.1", [401, 200])
+
+    assert get_with(adapter, tokens, profiles.create(), api.url) == 200
+    first, second = api.seen
+    assert first != second
+    assert second == f"Bearer {auth_server.issued[-1]}"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_401_within_the_brokers_cooldown_is_not_retried_with_the_same_token(
+    adapter: str, tokens: TokenClient, profiles: Profiles, apis: Callable[..., Api]
+) -> None:
+    # Given a broker that shares the last fetch with force_refresh requests for 30 s (the default)
+    api = apis("127.0.0.1", [401])
+
+    # When the API refuses a token fetched a moment ago
+    status = get_with(adapter, tokens, profiles.create(), api.url)
+
+    # Then the refusal is the answer: the same token would be refused again
+    assert status == 401
+    assert len(api.seen) == 1
