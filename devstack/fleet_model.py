@@ -61,7 +61,7 @@ def seed_token(
     table = TokenTable(clients.dynamodb, settings.table_name, sealer, refusal_seconds=settings.negative_cache_seconds)
     now = time.time()
     token = CachedToken(Sensitive(value), "Bearer", "", int(now) + life_left, round(now - age, 3))
-    table.store_token(cache_key(profile, frozenset()), token, "")
+    table.store_token(cache_key(profile, frozenset()), token, None)
 
 
 class SimulatedFleet:

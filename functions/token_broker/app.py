@@ -4,6 +4,8 @@
 `http_handler` serves the HTTP API's `POST /token` (its own function, invoked only by API
 Gateway): every event is an HTTP API 2.0 event whose body is a token request with a caller
 proof. On both doors the caller is who STS says the proof's signer is, and nobody else.
+`renewal_handler` (its own function, invoked asynchronously by the other two) renews the key
+whose lease its event names, and answers nothing to anyone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from broker.decisions import CachedToken, expires_in
 from broker.errors import BrokerError, InternalError
 from broker.http_route import http_answer, parse_http_event
 from broker.observability import logger, metrics
+from broker.renewal_function import parse_renewal_event
 from broker.token_request import TokenRequest, parse_request
 from broker.wiring import build_caller_identity, build_service
 
@@ -57,6 +60,18 @@ def http_handler(event: Any, context: Any) -> dict[str, Any]:
     answer, status = serve(Door.HTTP, context, parse)
     answer.pop("status", None)
     return http_answer(status, answer)
+
+
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.log_metrics
+def renewal_handler(event: Any, context: Any) -> None:
+    deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+    try:
+        SERVICE.renew(parse_renewal_event(event), deadline)
+    except BrokerError as error:  # the fleet has been told what it needs (the failure, the lease)
+        logger.warning("renewal ended without a token", extra={"error": error.error})
+    except Exception:
+        logger.exception("unexpected failure")
 
 
 def serve(door: Door, context: Any, parse: Parse) -> tuple[dict[str, Any], int]:

@@ -15,10 +15,10 @@ from broker.decisions import (
     expires_in,
     is_usable,
     needs_refresh,
-    outage_backoff,
     token_lifetime,
     unreachable_min_ttl,
 )
+from broker.errors import outage_backoff
 from broker.profiles import Profile
 from broker.sensitive import Sensitive
 

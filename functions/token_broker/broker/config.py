@@ -22,6 +22,7 @@ CALLER_AUTH = "CALLER_AUTH"
 AWS_REGION = "AWS_REGION"
 AWS_ENDPOINT_URL_STS = "AWS_ENDPOINT_URL_STS"
 BROKER_AUDIENCE = "BROKER_AUDIENCE"
+RENEWAL_FUNCTION = "RENEWAL_FUNCTION"
 
 ONE_DAY = 86_400
 DEFAULT_SECRET_PREFIX = "token-broker/"
@@ -48,6 +49,8 @@ class Settings:
     sts_endpoint_override: str | None = None
     # None: the function's own unqualified ARN, as Lambda tells it at each invocation
     broker_audience: Audience | None = None
+    # where renewals ahead of expiry are handed; None: the request tries once itself
+    renewal_function: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -75,6 +78,7 @@ class Settings:
             caller_auth=caller_auth,
             sts_endpoint_override=_loopback_only(environ.get(AWS_ENDPOINT_URL_STS)),
             broker_audience=_audience(environ.get(BROKER_AUDIENCE, "").strip(), region),
+            renewal_function=_renewal_function(environ.get(RENEWAL_FUNCTION, "").strip()),
         )
 
 
@@ -108,6 +112,18 @@ def _audience(value: str, region: str) -> Audience | None:
     if audience.region != region:
         raise ConfigurationError(f"{BROKER_AUDIENCE} must name a function in {region}, the broker's region")
     return audience
+
+
+def _renewal_function(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        parse_audience(value, qualified=True)
+    except ValueError:
+        raise ConfigurationError(
+            f"{RENEWAL_FUNCTION} must be the renewal function's ARN (or an alias ARN), got {value!r}"
+        ) from None
+    return value
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:

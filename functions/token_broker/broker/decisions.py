@@ -21,10 +21,6 @@ TTL_GRACE_SECONDS = 3_600
 LEASE_SECONDS = 10.0
 # How far the clocks of two containers (or of a container and an item's writer) may disagree.
 CLOCK_SKEW_SECONDS = 30.0
-# After a renewal failed for want of an answer (5xx, 429, timeout), nobody in the fleet tries
-# that key again for the server's retry_after, kept within these bounds.
-OUTAGE_BACKOFF_MIN_SECONDS = 5
-OUTAGE_BACKOFF_MAX_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +37,6 @@ class CachedToken:
     def lifetime(self) -> float:
         """How long the token lived when it was fetched."""
         return self.expires_at - self.fetched_at
-
-
-def outage_backoff(retry_after: int | None) -> int:
-    """Seconds the fleet leaves a key alone after a renewal found the authorization server down."""
-    return min(OUTAGE_BACKOFF_MAX_SECONDS, max(OUTAGE_BACKOFF_MIN_SECONDS, retry_after or 0))
 
 
 def cache_key(profile: Profile, scopes: frozenset[str]) -> str:

@@ -1,15 +1,13 @@
-"""DynamoDB: the fleet-wide token cache, and the lease that lets one request renew a key.
+"""DynamoDB: the fleet's token store (`token_store.TokenStore`), one item per cache key.
 
-One item per cache key. Besides the token it holds the renewal lease (`lease_owner`,
-`lease_until`) and the last renewal's failure, remembered for the fleet (`failed_until`,
-`failure_error`, `failure_code`): a refusal to stop asking, or an outage to back off from.
-Every write is conditional, so no slower writer overwrites a newer token with an older one.
-
-The table is a cache, not an authority (contract promise 11). Every item read is validated:
-missing, mistyped or impossible fields are read as no token, no lease or no failure, and a
-sealed token opens only with the item's own key, times, type and scope. The writes' conditions
-read the item the same way, with a type check before every comparison, so a bad item is renewed
-and overwritten under the same single flight as a missing one.
+Besides the token an item holds the renewal lease (`lease_owner`, `lease_until`) and the last
+renewal's failure (`failed_until`, `failure_error`, `failure_code`). Every item read is
+validated: missing, mistyped or impossible fields are read as no token, no lease or no failure,
+and a sealed token opens only with the item's own key, times, type and scope. The writes'
+conditions are made from the same horizons (`token_store`), with a type check before every
+comparison (DynamoDB evaluates a String compared with a Number as false; a type check first says
+what is meant), so a bad item is renewed and overwritten under the same single flight as a
+missing one.
 """
 
 from __future__ import annotations
@@ -20,24 +18,30 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker import observability
-from broker.decisions import (
-    CLOCK_SKEW_SECONDS,
-    LEASE_SECONDS,
-    OUTAGE_BACKOFF_MAX_SECONDS,
-    CachedToken,
-    expiry_item_ttl,
-)
-from broker.errors import InvalidScope, UpstreamError, UpstreamUnavailable
-from broker.rfc6749 import is_access_token, is_error_code, is_granted_scope
+from broker.decisions import CachedToken, expiry_item_ttl
+from broker.errors import REMEMBERED, Failure, UpstreamUnavailable
+from broker.rfc6749 import is_access_token, is_granted_scope
 from broker.sensitive import Sensitive
 from broker.token_sealer import CannotOpen, Sealed, SealUnavailable, TokenSealer
+from broker.token_store import (
+    EMPTY,
+    FETCH,
+    LEASE,
+    OUTAGE,
+    Entry,
+    Horizon,
+    Lease,
+    Need,
+    StoreUnavailable,
+    Throttled,
+    refusal_horizon,
+)
 
 PARTITION_KEY = "cache_key"
 BEARER = "Bearer"  # the only token type a broker stores
@@ -50,43 +54,6 @@ SEAL_VERSION = 2
 SKIP_AFTER_FAILURE_SECONDS = 5.0
 # DynamoDB's answers when a key or table is busy: back-pressure, not an outage.
 THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
-
-
-class CacheUnavailable(Exception):
-    """The table could not be read or written; the broker carries on without it."""
-
-
-class Throttled(Exception):
-    """DynamoDB is there but refused for want of capacity: wait and try again, never go around it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why the last renewal of a key failed, remembered so that the fleet does not ask again at once."""
-
-    error: str  # the contract's error code it is answered with
-    upstream_error: str  # the authorization server's RFC 6749 code; empty for an outage
-    until: int
-
-
-# The failures a table may remember, by the contract's error code.
-REMEMBERED = {error.error: error for error in (UpstreamError, InvalidScope, UpstreamUnavailable)}
-
-
-@dataclass(frozen=True, slots=True)
-class TableEntry:
-    token: CachedToken | None  # None: no token, or one that must not be served
-    failure: Failure | None
-    # until when another request holds the renewal lease, if it plausibly does
-    lease_until: float | None = None
-    # when the item holds a token that must not be served: its fetch time, if that is plausible
-    unreadable_since: float | None = None
-    # a remembered failure whose code no broker writes: ignored, and the lease may be taken over it
-    implausible_failure_code: str | None = None
-
-    def leased(self, now: float) -> bool:
-        """Whether a renewal is under way: trying to take the lease would only cost a write."""
-        return self.lease_until is not None and self.lease_until > now
 
 
 class TokenTable:
@@ -103,102 +70,43 @@ class TokenTable:
         self._table = table_name
         self._sealer = sealer
         self._clock = clock
-        self._refusal_seconds = refusal_seconds  # no broker remembers a refusal for longer
+        self._refusals = refusal_horizon(refusal_seconds)  # no broker remembers a refusal for longer
         self._skip_until = 0.0
 
-    def read(self, key: str) -> TableEntry | None:
+    def read(self, key: str) -> Entry:
         item = self._call("get_item", Key=_key(key), ConsistentRead=True).get("Item")
         if item is None:
-            return None
+            return EMPTY
         now = self._clock()
-        failure = self._failure(item, now)
-        implausible_code = None
-        if failure is not None and not _plausible_code(failure):
+        failure, implausible_code = self._failure(item, now), None
+        if failure is not None and not failure.well_formed():
             observability.unreadable_cache_item("a remembered failure's code is not one a broker writes")
             implausible_code, failure = failure.upstream_error, None
-        lease_until = _number(item, "lease_until")
-        if lease_until is not None and lease_until > now + LEASE_SECONDS + CLOCK_SKEW_SECONDS:
-            lease_until = None  # no broker writes one that far ahead: as good as lapsed
+        owner, lease_until = _string(item, "lease_owner"), _number(item, LEASE.attribute)
+        lease = None
+        if owner and lease_until is not None and LEASE.in_force(lease_until, now):
+            lease = Lease(owner, lease_until)
         try:
-            return TableEntry(self._token(key, item, now), failure, lease_until, None, implausible_code)
+            return Entry(self._token(key, item, now), failure, lease, None, implausible_code)
         except CannotOpen as reason:
             observability.unreadable_cache_item(str(reason))
-            fetched_at = _number(item, "fetched_at")
-            plausible = fetched_at is not None and fetched_at <= now + CLOCK_SKEW_SECONDS
-            return TableEntry(None, failure, lease_until, fetched_at if plausible else None, implausible_code)
+            fetched_at = _number(item, FETCH.attribute)
+            plausible = fetched_at is not None and FETCH.plausible(fetched_at, now)
+            return Entry(None, failure, lease, fetched_at if plausible else None, implausible_code)
 
-    def acquire_lease(
-        self,
-        key: str,
-        owner: str,
-        lease_until: float,
-        *,
-        expires_before: int | None = None,
-        fetched_before: float | None = None,
-        implausible_failure_code: str | None = None,
-    ) -> bool:
-        """Takes the key's renewal lease if it is free, no failure is remembered, and the cached
-        token still needs renewing.
-
-        The lease is free when absent, lapsed, or impossible (mistyped, or further ahead than any
-        broker writes one); a remembered failure counts as `read` counts it. The token needs
-        renewing when it is absent or impossible, expires before `expires_before`, or was
-        fetched before `fetched_before`. A failure whose code `read` found implausible (which no
-        condition can see: its characters) is named by `implausible_failure_code` and does not
-        count. Checking all that in one conditional write closes the
-        races in which a request takes the lease just after another has stored a fresh token
-        or a failure.
-        """
-        now = self._clock()
-        stale = [
-            "attribute_not_exists(expires_at)",
-            "attribute_not_exists(fetched_at)",
-            "NOT attribute_type(expires_at, :number)",
-            "NOT attribute_type(fetched_at, :number)",
-            "fetched_at > :future",
-        ]
-        values: dict[str, Any] = {
-            ":now": _n(now),
-            ":until": _n(lease_until),
-            ":owner": {"S": owner},
-            ":number": {"S": "N"},
-            ":future": _n(now + CLOCK_SKEW_SECONDS),
-            ":lease_limit": _n(now + LEASE_SECONDS + CLOCK_SKEW_SECONDS),
-            ":item_ttl": _n(expiry_item_ttl(int(lease_until))),
-        }
-        if expires_before is not None:
-            stale.append("expires_at < :expires_before")
-            values[":expires_before"] = _n(expires_before)
-        if fetched_before is not None:
-            stale.append("fetched_at < :fetched_before")
-            values[":fetched_before"] = _n(fetched_before)
-        # every comparison comes after the type check that makes it safe (DynamoDB evaluates
-        # a String compared with a Number as false; a type check first says what is meant)
-        lease_free = (
-            "attribute_not_exists(lease_until) OR NOT attribute_type(lease_until, :number) "
-            "OR lease_until < :now OR lease_until > :lease_limit"
-        )
-        # no failure in force, as `read` sees failures: nobody tries again during a back-off
-        no_failure = (
-            "attribute_not_exists(failed_until) OR NOT attribute_type(failed_until, :number) "
-            "OR NOT attribute_type(failure_code, :string) OR NOT failure_error IN (:refused, :scope, :outage) "
-            "OR failed_until <= :now "
-            "OR (failure_error = :outage AND failed_until > :outage_limit) "
-            "OR (NOT failure_error = :outage AND failed_until > :refusal_limit)"
-        )
-        if implausible_failure_code is not None:
-            no_failure += " OR failure_code = :implausible_code"
-            values[":implausible_code"] = {"S": implausible_failure_code}
-        values.update(
-            {
-                ":string": {"S": "S"},
-                ":refused": {"S": UpstreamError.error},
-                ":scope": {"S": InvalidScope.error},
-                ":outage": {"S": UpstreamUnavailable.error},
-                ":outage_limit": _n(now + OUTAGE_BACKOFF_MAX_SECONDS + CLOCK_SKEW_SECONDS),
-                ":refusal_limit": _n(now + self._refusal_seconds + CLOCK_SKEW_SECONDS),
-            }
-        )
+    def acquire_lease(self, key: str, lease: Lease, need: Need) -> bool:
+        """One conditional write takes the lease if it is free, no failure is in force, and the
+        token is still in `need`: no request takes the lease just after another has stored a
+        fresh token or a failure."""
+        condition = _Conditions(self._clock())
+        stale = [f"NOT {condition.plausible_token()}"]
+        if need.expires_before is not None:
+            stale.append(condition.number_below("expires_at", need.expires_before))
+        if need.fetched_before is not None:
+            stale.append(condition.number_below(FETCH.attribute, need.fetched_before))
+        no_failure = f"NOT {condition.failure_in_force(self._refusals)}"
+        if need.ignore_failure_code is not None:
+            no_failure = f"({no_failure} OR failure_code = {condition.value({'S': need.ignore_failure_code})})"
         try:
             self._call(
                 "update_item",
@@ -206,16 +114,21 @@ class TokenTable:
                 UpdateExpression=(
                     "SET lease_owner = :owner, lease_until = :until, #ttl = if_not_exists(#ttl, :item_ttl)"
                 ),
-                ConditionExpression=f"({lease_free}) AND ({no_failure}) AND ({' OR '.join(stale)})",
+                ConditionExpression=f"NOT {condition.in_force(LEASE)} AND {no_failure} AND ({' OR '.join(stale)})",
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues={
+                    **condition.values,
+                    ":owner": {"S": lease.owner},
+                    ":until": _n(lease.until),
+                    ":item_ttl": _n(expiry_item_ttl(int(lease.until))),
+                },
             )
         except _ConditionFailed:
             return False
         return True
 
-    def store_token(self, key: str, token: CachedToken, owner: str) -> None:
-        """Writes a fresh token and lets go of `owner`'s lease; an older token never wins.
+    def store_token(self, key: str, token: CachedToken, lease: Lease | None) -> None:
+        """Writes a fresh token and lets go of `lease`; an older token never wins.
 
         With a sealer the item holds the token only sealed; without one, only in plaintext."""
         if self._sealer is None:
@@ -228,14 +141,12 @@ class TokenTable:
                 raise self._unavailable("seal", str(failure)) from None
             token_values = {":sealed_token": {"B": sealed.sealed_token}, ":data_key": {"B": sealed.data_key}}
             set_token, remove_token = "sealed_token = :sealed_token, data_key = :data_key", "access_token"
-        now = self._clock()
-        # Newer than the item's token, or the item's token is impossible; or this request holds
-        # the lease it took to replace the item, so nobody else has stored a token since.
-        newer = (
-            "attribute_not_exists(fetched_at) OR NOT attribute_type(fetched_at, :number) "
-            "OR fetched_at < :fetched_at OR fetched_at > :future"
-        )
-        owner_values: dict[str, Any] = {":owner": {"S": owner}} if owner else {}
+        condition = _Conditions(self._clock())
+        # newer than the item's token, or the item's token is impossible; or this request holds
+        # the lease it took to replace the item, so nobody else has stored a token since
+        newer = f"(NOT {condition.plausible(FETCH)} OR {condition.number_below(FETCH.attribute, token.fetched_at)})"
+        if lease is not None:
+            newer = f"lease_owner = {condition.value({'S': lease.owner})} OR {newer}"
         try:
             self._call(
                 "update_item",
@@ -244,15 +155,13 @@ class TokenTable:
                     f"SET {set_token}, token_type = :token_type, #scope = :scope, "
                     "expires_at = :expires_at, fetched_at = :fetched_at, #ttl = :item_ttl "
                     f"REMOVE {remove_token}, failed_until, failure_error, failure_code"
-                    + (", lease_owner, lease_until" if owner else "")
+                    + (", lease_owner, lease_until" if lease is not None else "")
                 ),
-                ConditionExpression=("lease_owner = :owner OR " if owner else "") + newer,
+                ConditionExpression=newer,
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE, "#scope": "scope"},
                 ExpressionAttributeValues={
                     **token_values,
-                    **owner_values,
-                    ":number": {"S": "N"},
-                    ":future": _n(now + CLOCK_SKEW_SECONDS),
+                    **condition.values,
                     ":token_type": {"S": token.token_type},
                     ":scope": {"S": token.scope},
                     ":expires_at": _n(token.expires_at),
@@ -262,10 +171,9 @@ class TokenTable:
             )
         except _ConditionFailed:
             observability.logger.info("a newer token is already cached; this one is not stored")
-            self.release_lease(key, owner)
 
-    def store_failure(self, key: str, failure: Failure, owner: str) -> None:
-        """Remembers a failed renewal for the fleet and lets go of `owner`'s lease."""
+    def store_failure(self, key: str, failure: Failure, lease: Lease) -> None:
+        """Remembers a failed renewal for the fleet and lets go of `lease`."""
         self._call(
             "update_item",
             Key=_key(key),
@@ -279,29 +187,27 @@ class TokenTable:
                 ":until": _n(failure.until),
                 ":error": {"S": failure.error},
                 ":code": {"S": failure.upstream_error},
-                ":owner": {"S": owner},
+                ":owner": {"S": lease.owner},
                 ":item_ttl": _n(expiry_item_ttl(failure.until)),
             },
             tolerate_condition=True,
         )
 
-    def release_lease(self, key: str, owner: str) -> None:
+    def release_lease(self, key: str, lease: Lease) -> None:
         """Frees the lease early so that another request can try at once; best effort."""
-        if not owner:
-            return
-        with contextlib.suppress(CacheUnavailable, Throttled):  # the lease lapses by itself
+        with contextlib.suppress(StoreUnavailable, Throttled):  # the lease lapses by itself
             self._call(
                 "update_item",
                 Key=_key(key),
                 UpdateExpression="REMOVE lease_owner, lease_until",
                 ConditionExpression="lease_owner = :owner",
-                ExpressionAttributeValues={":owner": {"S": owner}},
+                ExpressionAttributeValues={":owner": {"S": lease.owner}},
                 tolerate_condition=True,
             )
 
     def _call(self, operation: str, *, tolerate_condition: bool = False, **parameters: Any) -> dict[str, Any]:
         if self._clock() < self._skip_until:
-            raise CacheUnavailable("skipped after a recent failure")
+            raise StoreUnavailable("skipped after a recent failure")
         method = getattr(self._client, operation)
         try:
             answer: dict[str, Any] = method(TableName=self._table, **parameters)
@@ -320,11 +226,11 @@ class TokenTable:
             failure = type(error).__name__
         raise self._unavailable(operation, failure)
 
-    def _unavailable(self, operation: str, failure: str) -> CacheUnavailable:
+    def _unavailable(self, operation: str, failure: str) -> StoreUnavailable:
         """Skips the table for a while after a failure, says so, and gives the error to raise."""
         self._skip_until = self._clock() + SKIP_AFTER_FAILURE_SECONDS
         observability.degraded(operation, failure)
-        return CacheUnavailable(failure)
+        return StoreUnavailable(failure)
 
     def _token(self, key: str, item: dict[str, Any], now: float) -> CachedToken | None:
         """The item's token, validated and opened; None when the item holds none.
@@ -335,11 +241,11 @@ class TokenTable:
         container writes (plaintext while sealing is on, sealed while it is off)."""
         if not any(name in item for name in TOKEN_ATTRIBUTES):
             return None
-        expires_at, fetched_at = _number(item, "expires_at"), _number(item, "fetched_at")
+        expires_at, fetched_at = _number(item, "expires_at"), _number(item, FETCH.attribute)
         token_type, scope = _string(item, "token_type"), _string(item, "scope")
         if expires_at is None or fetched_at is None or token_type != BEARER or not is_granted_scope(scope):
             raise CannotOpen("the cached token's fields are missing, mistyped or not what a broker writes")
-        if fetched_at > now + CLOCK_SKEW_SECONDS or expires_at <= fetched_at or not expires_at.is_integer():
+        if not FETCH.plausible(fetched_at, now) or expires_at <= fetched_at or not expires_at.is_integer():
             raise CannotOpen("the cached token's times are impossible")
         token = CachedToken(Sensitive(""), token_type, scope, int(expires_at), fetched_at)
         return dataclasses.replace(token, access_token=Sensitive(self._open(key, item, token)))
@@ -361,27 +267,65 @@ class TokenTable:
             raise self._unavailable("open", str(failure)) from None
 
     def _failure(self, item: dict[str, Any], now: float) -> Failure | None:
-        """The remembered failure, if it is one a broker could have written."""
-        until, error = _number(item, "failed_until"), _string(item, "failure_error")
+        """The remembered failure, if it is in force as a broker could have written it."""
+        until, error = _number(item, OUTAGE.attribute), _string(item, "failure_error")
         code = _string(item, "failure_code")
         if until is None or error not in REMEMBERED or code is None:
             return None
-        longest = OUTAGE_BACKOFF_MAX_SECONDS if error == UpstreamUnavailable.error else self._refusal_seconds
-        if until > now + longest + CLOCK_SKEW_SECONDS:
+        horizon = OUTAGE if error == UpstreamUnavailable.error else self._refusals
+        if until > now + horizon.ahead:
             observability.unreadable_cache_item("a failure is remembered for longer than any broker would")
             return None
-        return Failure(error, code, int(until))
-
-
-def _plausible_code(failure: Failure) -> bool:
-    """The code reaches callers' answers: an RFC 6749 error code for a refusal, none for an outage."""
-    if failure.error == UpstreamUnavailable.error:
-        return failure.upstream_error == ""
-    return is_error_code(failure.upstream_error)
+        return Failure(error, code, int(until)) if horizon.in_force(until, now) else None
 
 
 class _ConditionFailed(Exception):
     """A conditional write found the item in another state than it required."""
+
+
+class _Conditions:
+    """Condition expressions made from the store's horizons, at one clock reading, with their
+    values. Every comparison follows the type check that makes it meaningful."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+        self.values: dict[str, Any] = {}  # DynamoDB refuses a value that no expression uses
+
+    def value(self, attribute_value: dict[str, Any]) -> str:
+        for name, known in self.values.items():
+            if known == attribute_value:
+                return name
+        name = f":c{len(self.values)}"
+        self.values[name] = attribute_value
+        return name
+
+    def typed(self, attribute: str, type_code: str) -> str:
+        return f"attribute_type({attribute}, {self.value({'S': type_code})})"
+
+    def number_below(self, attribute: str, bound: float) -> str:
+        return f"({self.typed(attribute, 'N')} AND {attribute} < {self.value(_n(bound))})"
+
+    def plausible(self, horizon: Horizon) -> str:
+        limit = self.value(_n(self._now + horizon.ahead))
+        return f"({self.typed(horizon.attribute, 'N')} AND {horizon.attribute} <= {limit})"
+
+    def in_force(self, horizon: Horizon) -> str:
+        now, limit = self.value(_n(self._now)), self.value(_n(self._now + horizon.ahead))
+        name = horizon.attribute
+        return f"({self.typed(name, 'N')} AND {name} > {now} AND {name} <= {limit})"
+
+    def plausible_token(self) -> str:
+        return f"({self.typed('expires_at', 'N')} AND {self.plausible(FETCH)})"
+
+    def failure_in_force(self, refusals: Horizon) -> str:
+        """As `read` reads a failure, but for its code's characters, which no condition can see."""
+        outage = self.value({"S": UpstreamUnavailable.error})
+        refused = ", ".join(self.value({"S": code}) for code in REMEMBERED if code != UpstreamUnavailable.error)
+        return (
+            f"({self.typed('failure_code', 'S')} AND ("
+            f"(failure_error = {outage} AND {self.in_force(OUTAGE)}) OR "
+            f"(failure_error IN ({refused}) AND {self.in_force(refusals)})))"
+        )
 
 
 def _associated_data(key: str, token: CachedToken) -> bytes:

@@ -11,6 +11,7 @@ from botocore.config import Config
 from broker.caller_identity import CallerIdentity
 from broker.config import ENFORCE, Settings
 from broker.profile_store import ProfileStore
+from broker.renewal_function import RenewalFunction
 from broker.service import TokenService
 from broker.sts import Sts
 from broker.token_endpoint import TokenEndpoint
@@ -25,6 +26,9 @@ from broker.token_table import TokenTable
 TABLE_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 1, "mode": "standard"})
 KMS_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 2, "mode": "standard"})
 SECRETS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+# Handing a renewal over is an Event invocation that Lambda queues and answers at once; a caller
+# waits for it, so it is given up quickly (the next request hands it over again).
+LAMBDA_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 2, "mode": "standard"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +56,18 @@ def aws_clients(overrides: Config | None = None) -> AwsClients:
 def build_service(settings: Settings, clients: AwsClients | None = None) -> TokenService:
     clients = clients or aws_clients()
     sealer = TokenSealer(clients.kms, settings.kms_key_id) if settings.kms_key_id else None
+    renewal_function = None
+    if settings.renewal_function is not None:
+        lambda_client = boto3.session.Session().client("lambda", config=LAMBDA_CLIENT_CONFIG)
+        renewal_function = RenewalFunction(lambda_client, settings.renewal_function)
     return TokenService(
         settings=settings,
         profiles=ProfileStore(clients.secretsmanager, settings.secret_prefix),
-        table=TokenTable(
+        store=TokenTable(
             clients.dynamodb, settings.table_name, sealer, refusal_seconds=settings.negative_cache_seconds
         ),
         endpoint=TokenEndpoint(),
+        renewal_function=renewal_function,
     )
 
 
