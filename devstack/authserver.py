@@ -141,6 +141,7 @@ class TokenRequestRecord:
     scope: str | None
     form: dict[str, str]
     status: int
+    arrived: float  # epoch seconds
 
 
 class LocalAuthorizationServer:
@@ -224,6 +225,7 @@ class LocalAuthorizationServer:
 
         @app.post("/oauth2/v1/token")
         def token() -> Response:
+            arrived = time.time()
             generation = self._generation
             with self._lock:
                 self.arrived += 1
@@ -234,7 +236,7 @@ class LocalAuthorizationServer:
             finally:
                 with self._lock:
                     self._in_flight[generation] -= 1
-            self._record(response.status_code, generation)
+            self._record(response.status_code, generation, arrived)
             return response
 
         return app
@@ -274,7 +276,7 @@ class LocalAuthorizationServer:
             token["scope"] = scope
         return token
 
-    def _record(self, status: int, generation: int) -> None:
+    def _record(self, status: int, generation: int, arrived: float) -> None:
         form = request.form.to_dict()
         authorization = request.headers.get("Authorization", "")
         if authorization.startswith("Basic "):
@@ -286,7 +288,7 @@ class LocalAuthorizationServer:
             method, client_id = "client_secret_post", form.get("client_id")
         else:
             method, client_id = "none", form.get("client_id")
-        record = TokenRequestRecord(client_id, method, form.get("scope"), form, status)
+        record = TokenRequestRecord(client_id, method, form.get("scope"), form, status, arrived)
         with self._lock:
             if generation == self._generation:  # a request that outlived a reset is not counted
                 self.requests.append(record)

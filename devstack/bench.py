@@ -7,6 +7,10 @@ bench-results.json. Figures, not pass/fail: the test suite holds no timed assert
 - Hot path: the handler's own time for a memory hit, a DynamoDB hit (with and without KMS),
   and a renewal; and the AWS calls each makes, counted at moto's server.
 - Stampedes: 8, 16 and 32 containers (each its own process) asking for one key at once.
+- Renewal against a slow server: 8 containers with a token in its refresh-ahead window, handing
+  the renewal to the renewal function (behind the local Lambda API, queued as Lambda queues
+  Event invocations) while the server takes 0.1, 1, 3 and 8 s: callers' times beside a table
+  hit's, token requests, and when the renewed token reached the table.
 - Under trouble: simulated containers (`fleet_model`) asking for a cached key through an outage
   (every token request answered 500, or hung), for a cold key through that outage, and for a
   cold key while the table throttles (the scale model: a few hundred containers, a table that
@@ -16,6 +20,7 @@ bench-results.json. Figures, not pass/fail: the test suite holds no timed assert
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -30,6 +35,7 @@ from devstack.coldstart import measure as measure_cold_start
 from devstack.coldstart import tracing_environment
 from devstack.container import ContainerProcess
 from devstack.fleet_model import SimulatedFleet, latency_ms, percentile, seed_token
+from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import invoke, load_handler_module
 from devstack.stack import DEMO_PROFILE, DEVELOPER_ROLE_ARN, LocalStack, create_profile
 from devstack.sts import with_proof
@@ -44,6 +50,8 @@ OUTAGES = {"500": Fault(status=500), "hang (4 s)": Fault(status=503, delay=4)}
 SCALE_MODEL = (200, 50)  # containers, and reads (and writes) per item and second the table allows
 RENEWAL_DELAY_SECONDS = 0.5  # the authorization server's answer time during the stampedes
 WINDOW_LIFETIME_SECONDS = 8
+SLOW_SERVER_DELAYS = (0.1, 1.0, 3.0, 8.0)
+SLOW_SERVER_CONTAINERS = 8
 HOT_RUNS = 5_000
 TABLE_RUNS = 300
 RESULTS = ROOT / "bench-results.json"
@@ -203,6 +211,91 @@ class Bench:
             "non_renewer_wait_ms_max": round(max(waiting), 2) if waiting else None,
         }
 
+    def slow_server(self) -> dict[str, Any]:
+        """Eight containers in a key's refresh-ahead window, asking again every 50 ms until the
+        renewal they handed over has stored its token, for each of the server's delays; beside
+        them, the same containers' table hits on a key in its window with an outage remembered
+        (served from the table, nothing handed over). A container's first ask for a profile also
+        reads its secret: first asks and later ones are compared apart."""
+        api = LocalLambdaApi(load_handler_module(), self.stack.sts).start()
+        from broker.config import Settings
+        from broker.decisions import cache_key
+        from broker.profiles import parse_profile
+        from broker.wiring import aws_clients
+
+        environment = {**self.environment, **self.stack.environment_with(api)}
+        os.environ.update(self.environment)
+        settings, clients = Settings.from_env(self.environment), aws_clients()
+        containers = [
+            ContainerProcess.start(environment, caller=self.stack.developer) for _ in range(SLOW_SERVER_CONTAINERS)
+        ]
+        for container in containers:
+            container.wait_ready()
+        server, results = self.stack.server, {}
+        dynamodb = self.stack.aws.client("dynamodb")
+
+        def in_window() -> tuple[str, dict[str, Any]]:
+            """A profile whose token is 200 s from expiry, and its item's key."""
+            name, document = self.profile_document()
+            profile = parse_profile(name, json.dumps(document))
+            seed_token(settings, clients, profile, life_left=200, age=3400, value=f"bench-{name}")
+            return name, {"cache_key": {"S": cache_key(profile, frozenset())}}
+
+        def fetched_at(key: dict[str, Any]) -> str:
+            return str(dynamodb.get_item(TableName=settings.table_name, Key=key)["Item"]["fetched_at"]["N"])
+
+        def rounds(profile: str, until: Callable[[], bool], least: int) -> tuple[list[float], list[dict[str, Any]]]:
+            """The first round's times, and every round's results, asking until `until` (or `least` rounds)."""
+            first = self._all_at_once(containers, profile)
+            later: list[dict[str, Any]] = []
+            while len(later) < least * len(containers) or not until():
+                time.sleep(0.05)
+                later += self._all_at_once(containers, profile)
+            return [r["milliseconds"] for r in first], [*first, *later]
+
+        try:
+            hit_profile, hit_key = in_window()
+            dynamodb.update_item(  # an outage remembered for a minute: every answer a plain table hit
+                TableName=settings.table_name,
+                Key=hit_key,
+                UpdateExpression="SET failed_until = :until, failure_error = :error, failure_code = :code",
+                ExpressionAttributeValues={
+                    ":until": {"N": str(int(time.time()) + 60)},
+                    ":error": {"S": "upstream_unavailable"},
+                    ":code": {"S": ""},
+                },
+            )
+            first, answers = rounds(hit_profile, lambda: True, least=10)
+            later = [r["milliseconds"] for r in answers[len(first) :]]
+            results["table_hit_ms"] = {"first_max": round(max(first), 2), "later_max": round(max(later), 2)}
+            for delay in SLOW_SERVER_DELAYS:
+                profile, key = in_window()
+                seeded_at, server.delay, started = fetched_at(key), delay, time.time()
+                renewed = functools.partial(lambda key, seeded: fetched_at(key) != seeded, key, seeded_at)
+                first, answers = rounds(profile, renewed, least=10)
+                arrived = time.time() - started
+                api.drain()
+                later = [r["milliseconds"] for r in answers[len(first) :]]
+                results[f"{delay:g} s"] = {
+                    "delay_s": delay,
+                    "first_max_ms": round(max(first), 2),
+                    "later_ms": {
+                        "p50": round(statistics.median(later), 2),
+                        "p99": round(percentile(later, 0.99), 2),
+                        "max": round(max(later), 2),
+                    },
+                    "answers": len(answers),
+                    "errors": sum("error" in r["answer"] for r in answers),
+                    "token_requests": len(server.token_requests(profile)),
+                    "renewed_token_in_table_after_s": round(arrived, 2),
+                }
+        finally:
+            server.delay = 0.0
+            api.stop()
+            for container in containers:
+                container.close()
+        return results
+
     def trouble(self) -> dict[str, Any]:
         """The fleet's answers when the authorization server or the table is in trouble."""
         from broker.profiles import parse_profile
@@ -305,7 +398,27 @@ def report(results: dict[str, Any]) -> None:
             f"| {s['containers']} | {s['cold_key_token_requests']} (goal 1) | {s['refresh_window_token_requests']} "
             f"(goal 1) | {s['non_renewer_wait_ms_p50']} / {s['non_renewer_wait_ms_max']} | {s['errors']} |"
         )
+    report_slow_server(results["slow_server"])
     report_trouble(results["trouble"])
+
+
+def report_slow_server(slow: dict[str, Any]) -> None:
+    hit = slow["table_hit_ms"]
+    print(
+        f"\nRenewal against a slow server ({SLOW_SERVER_CONTAINERS} containers in the refresh-ahead window, "
+        f"RENEWAL_FUNCTION set); beside a table hit in the window: first ask max {hit['first_max']} ms, later "
+        f"asks max {hit['later_max']} ms\n"
+        "| server answers in | first ask max (ms) | later asks p50 / p99 / max (ms) | answers, errors | "
+        "token requests | renewed token in the table after | target |\n| --- | --- | --- | --- | --- | --- | --- |"
+    )
+    for row in (value for name, value in slow.items() if name != "table_hit_ms"):
+        later = row["later_ms"]
+        print(
+            f"| {row['delay_s']:g} s | {row['first_max_ms']} | {later['p50']} / {later['p99']} / {later['max']} | "
+            f"{row['answers']}, {row['errors']} | {row['token_requests']} | "
+            f"{row['renewed_token_in_table_after_s']} s | max within 20 ms of a table hit's, 1 token request, "
+            f"<= {row['delay_s'] + 1:g} s |"
+        )
 
 
 def report_trouble(trouble: dict[str, Any]) -> None:
@@ -348,6 +461,8 @@ def main() -> None:
         for count in CONTAINER_COUNTS:
             print(f"stampede with {count} containers ...", flush=True)
             results["stampedes"].append(bench.stampede(count))
+        print("renewal against a slow server ...", flush=True)
+        results["slow_server"] = bench.slow_server()
         print("under trouble ...", flush=True)
         results["trouble"] = bench.trouble()
     results["artifacts"] = artifact_sizes() if BUILD.is_dir() else {}

@@ -31,7 +31,8 @@ def main() -> None:
         if not line.strip():
             continue
         request = json.loads(line)
-        invocation = invoke(app, request["event"], request.get("timeout_seconds", 15.0))
+        handler = request.get("handler", "lambda_handler")
+        invocation = invoke(app, request["event"], request.get("timeout_seconds", 15.0), handler, request.get("arn"))
         print(ANSWER_PREFIX + json.dumps(invocation.__dict__), flush=True)
 
 
@@ -64,12 +65,16 @@ class ContainerProcess:
     def wait_ready(self) -> None:
         self.ready_ms = float(self._next_answer()["ready_ms"])
 
-    def send(self, event: Any, timeout_seconds: float = 15.0) -> None:
+    def send(
+        self, event: Any, timeout_seconds: float = 15.0, handler: str = "lambda_handler", arn: str | None = None
+    ) -> None:
+        """`arn` is the ARN the function is invoked as (default: the local broker's)."""
         if self.process.stdin is None:
             raise RuntimeError("the container was started without a pipe to its stdin")
         if self.caller is not None:
             event = with_proof(event, self.caller)
-        self.process.stdin.write(json.dumps({"event": event, "timeout_seconds": timeout_seconds}) + "\n")
+        request = {"event": event, "timeout_seconds": timeout_seconds, "handler": handler, "arn": arn}
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
 
     def receive(self) -> dict[str, Any]:
@@ -90,8 +95,9 @@ class ContainerProcess:
         for line in self.process.stdout or []:
             if line.startswith(ANSWER_PREFIX):
                 result: dict[str, Any] = json.loads(line[len(ANSWER_PREFIX) :])
-                if "error" in result.get("answer", {}):
-                    self.output.append(json.dumps(result["answer"]))
+                answer = result.get("answer")
+                if isinstance(answer, dict) and "error" in answer:
+                    self.output.append(json.dumps(answer))
                 return result
             self.output.append(line)
         raise RuntimeError("the container process ended:\n" + "".join(self.output[-20:]))

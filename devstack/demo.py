@@ -2,7 +2,9 @@
 
 Shows a cold fetch, a memory hit, and a DynamoDB hit from a fresh container (a new process), each
 for a caller whose proof the local STS verified and whom the profile admits; then a caller the
-profile does not admit and one without a proof. Tokens are shown as fingerprints, never in full.
+profile does not admit and one without a proof; then a token inside its refresh-ahead window,
+answered from the table while its renewal runs in the renewal function (queued by the local
+Lambda API as Lambda queues Event invocations). Tokens are shown as fingerprints, never in full.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import warnings
 from typing import Any
 
 from devstack.container import ContainerProcess
-from devstack.lambda_host import invoke, load_handler_module
-from devstack.stack import DEMO_PROFILE, LocalStack
+from devstack.lambda_api import LocalLambdaApi
+from devstack.lambda_host import RENEWAL_FUNCTION_ARN, invoke, load_handler_module
+from devstack.stack import DEMO_PROFILE, DEVELOPER_ROLE_ARN, LocalStack, create_profile
 from devstack.sts import Issued, with_proof
 
 TIERS = {"MemoryHit": "memory tier", "TableHit": "DynamoDB tier", "TokenRequests": "authorization server"}
@@ -53,15 +56,18 @@ def main() -> None:
     print("Token Broker demo: local AWS (moto) and a local OAuth 2.0 server, no Docker, no AWS account\n")
     with LocalStack(log_level=LOG_LEVEL or "WARNING") as stack:
         print("\n".join(stack.describe()), "\n")
-        os.environ.update(stack.environment)
-        app = load_handler_module()
+        api = LocalLambdaApi(None, stack.sts)
+        environment = stack.environment_with(api)  # renewals ahead of expiry go to the renewal function
+        os.environ.update(environment)
+        app = api.app = load_handler_module()
+        api.start()
         developer = stack.developer
         event = {"profile": DEMO_PROFILE}
         print(f"Invoking the handler with {json.dumps(event)} and a caller proof of {developer.arn}:")
         for step in ("1. cold start, nothing cached", "2. same container again"):
             invocation = invoke(app, with_proof(event, developer))
             describe(step, invocation.answer, invocation.metrics, invocation.milliseconds)
-        other = fresh_container(stack.environment, event, developer)
+        other = fresh_container(environment, event, developer)
         describe("3. a fresh container (new process)", other["answer"], other["metrics"], other["milliseconds"])
 
         outsider = stack.sts.assume_role("reporting", "reporting-fn")
@@ -71,11 +77,35 @@ def main() -> None:
         unproven = invoke(app, event)
         describe("5. no caller proof", unproven.answer, unproven.metrics, unproven.milliseconds)
 
+        ahead(stack, app, api, environment)
         print(f"\nToken requests the authorization server received: {len(stack.server.token_requests())}")
         print("Answer shape:", json.dumps({**other["answer"], "access_token": "..."}))
         if not LOG_LEVEL:
             print("(POWERTOOLS_LOG_LEVEL=DEBUG make demo shows the handler's log lines above each step)")
+        api.stop()
     print("\nStopped the local servers.")
+
+
+def ahead(stack: LocalStack, app: Any, api: LocalLambdaApi, environment: dict[str, str]) -> None:
+    """A token 200 s from expiry, inside its 300 s refresh-ahead window, and a server taking 1 s."""
+    from broker.config import Settings
+    from broker.profiles import parse_profile
+    from broker.wiring import aws_clients
+    from devstack.fleet_model import seed_token
+
+    document = create_profile(stack.aws, stack.server, "okta-ahead", "ahead-app", allowed_callers=[DEVELOPER_ROLE_ARN])
+    profile = parse_profile("okta-ahead", json.dumps(document))
+    seed_token(Settings.from_env(environment), aws_clients(), profile, life_left=200, age=3400, value="seeded-token")
+    stack.server.delay = 1.0
+    event = with_proof({"profile": "okta-ahead"}, stack.developer)
+    print("\nA token 200 s from expiry (inside its refresh-ahead window); the server now takes 1 s to answer:")
+    seeded = invoke(app, event)
+    describe("6. in the window", seeded.answer, seeded.metrics, seeded.milliseconds)
+    print(f"  {'':<34} the renewal was handed to {RENEWAL_FUNCTION_ARN.split(':')[-1]}, which runs it meanwhile")
+    api.drain()
+    renewed = fresh_container(environment, {"profile": "okta-ahead"}, stack.developer)
+    describe("7. a fresh container, afterwards", renewed["answer"], renewed["metrics"], renewed["milliseconds"])
+    stack.server.delay = 0.0
 
 
 if __name__ == "__main__":

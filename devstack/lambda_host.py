@@ -20,6 +20,8 @@ FUNCTION_DIR = ROOT / "functions" / "token_broker"
 # The local broker's function ARN: what Lambda tells the handler it was invoked as, and the
 # audience of the caller proofs made for it.
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:token-broker"
+# The local renewal function (`renewal_handler`), which the broker hands renewals ahead of expiry.
+RENEWAL_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:token-broker-renewal"
 LAYER_DIRS = sorted((ROOT / "layers").glob("*/python"))
 # What every local broker process gets besides the AWS endpoint and the table name.
 BROKER_ENVIRONMENT = {
@@ -88,12 +90,21 @@ def load_handler_module() -> ModuleType:
     return importlib.import_module("app")
 
 
-def invoke(app: ModuleType, event: Any, timeout_seconds: float = 15.0, handler: str = "lambda_handler") -> Invocation:
-    """One invocation of `handler`; the metric names it emitted are read from its EMF output."""
+def invoke(
+    app: ModuleType,
+    event: Any,
+    timeout_seconds: float = 15.0,
+    handler: str = "lambda_handler",
+    function_arn: str | None = None,
+) -> Invocation:
+    """One invocation of `handler` (as `function_arn`, default the local broker's); the metric
+    names it emitted are read from its EMF output."""
     emitted = io.StringIO()
+    arn = function_arn or FUNCTION_ARN
+    context = LambdaContext(timeout_seconds=timeout_seconds, function_name=arn.split(":")[6], invoked_function_arn=arn)
     started = time.perf_counter()
     with contextlib.redirect_stdout(emitted):
-        answer = getattr(app, handler)(event, LambdaContext(timeout_seconds=timeout_seconds))
+        answer = getattr(app, handler)(event, context)
     elapsed = (time.perf_counter() - started) * 1000
     output = emitted.getvalue()
     return Invocation(answer=answer, metrics=metric_names(output), milliseconds=elapsed, emitted=output)

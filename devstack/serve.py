@@ -12,7 +12,7 @@ import signal
 import threading
 
 from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import load_handler_module
+from devstack.lambda_host import RENEWAL_FUNCTION_ARN, load_handler_module
 from devstack.stack import DEMO_PROFILE, LocalStack
 from devstack.sts import Issued
 
@@ -24,11 +24,14 @@ def main() -> None:
     for stop_signal in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor's stop
         signal.signal(stop_signal, lambda *_: stopping.set())
     with LocalStack(log_level=os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO")) as stack:
-        os.environ.update(stack.environment)
-        api = LocalLambdaApi(load_handler_module(), stack.sts, port=PORT).start()
+        api = LocalLambdaApi(None, stack.sts, port=PORT)
+        os.environ.update(stack.environment_with(api))
+        api.app = load_handler_module()
+        api.start()
         print("Token Broker, local stack (Ctrl-C stops it)\n")
         print("\n".join(stack.describe()))
         print(f"  Lambda Invoke API      {api.endpoint_url}/2015-03-31/functions/{api.function_arn}/invocations")
+        print(f"  renewal function       {RENEWAL_FUNCTION_ARN}  (renewals ahead of expiry, queued as Lambda does)")
         print(f"  HTTP route             POST {api.endpoint_url}/token  (SigV4 for execute-api, as the IAM authorizer)")
         print(f"  local developer        {stack.developer.arn}  (credentials from the local STS, below)")
         print("\n".join(["", *usage(api, stack.developer, DEMO_PROFILE), ""]), flush=True)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
-from devstack.lambda_host import BROKER_ENVIRONMENT
+from devstack.lambda_host import BROKER_ENVIRONMENT, RENEWAL_FUNCTION_ARN
 from devstack.sts import Issued, LocalSts
+
+if TYPE_CHECKING:
+    from devstack.lambda_api import LocalLambdaApi
 
 DEMO_PROFILE = "okta-default"
 DEMO_CLIENT = "demo-service-app"
@@ -81,6 +84,15 @@ class LocalStack:
         self.sts.stop()
         self.server.stop()
         self.aws.stop()
+
+    def environment_with(self, lambda_api: LocalLambdaApi) -> dict[str, str]:
+        """The broker's environment when `lambda_api` serves its functions: renewals ahead of
+        expiry are handed to the renewal function there, as the template wires them in AWS."""
+        return {
+            **self.environment,
+            "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint_url,
+            "RENEWAL_FUNCTION": RENEWAL_FUNCTION_ARN,
+        }
 
     def describe(self) -> list[str]:
         return [

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
@@ -27,6 +28,14 @@ from devstack.stack import create_profile
 from devstack.sts import Issued, LocalSts, with_proof
 
 put_on_path()
+# Generated inputs: 300 examples a property in the full suite, 30 in `make test-fast`
+# (--hypothesis-profile=fast). Fixtures are per test, not per example: each example starts from
+# what the test's fixtures made.
+settings.register_profile(
+    "default", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.register_profile("fast", parent=settings.get_profile("default"), max_examples=30)
+settings.load_profile("default")
 # The broker logs at DEBUG throughout the suite, so that the leak check reads every line it can
 # write: set before any test module imports the broker's Logger.
 os.environ["POWERTOOLS_LOG_LEVEL"] = "DEBUG"
@@ -149,9 +158,19 @@ def no_secret_leaks(auth_server: LocalAuthorizationServer) -> Iterator[None]:
     corpus = "\n".join(BROKER_OUTPUT)
     if auth_server.issued:
         assert corpus, "tokens were issued, yet the leak check saw no broker output"
-    sensitive = {value for value in SECRETS_USED | set(auth_server.issued) if value}  # "" is in anything
-    leaked = sorted(value for value in sensitive if value in corpus)
-    assert not leaked, f"{len(leaked)} secrets or tokens appear in the broker's output"
+    found = leaked(corpus, SECRETS_USED | set(auth_server.issued))
+    assert not found, f"{len(found)} secrets or tokens appear in the broker's output"
+
+
+# What the leak check looks for is what could really leak: secrets the tests generated and tokens
+# the servers issued, all far longer than this. A shorter value (a one-character junk signature
+# some test registered, say) is found in any JSON line by chance.
+MIN_SECRET_CHARACTERS = 16
+
+
+def leaked(corpus: str, sensitive: set[str]) -> list[str]:
+    """The values of `sensitive` that appear in `corpus`, of those long enough to be unmistakable."""
+    return sorted(value for value in sensitive if len(value) >= MIN_SECRET_CHARACTERS and value in corpus)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -293,6 +312,7 @@ class Broker:
     table_name: str
     environment: dict[str, str]
     caller: Issued
+    clients: Any
     started: list[ContainerProcess] = field(default_factory=list)
 
     def invoke(self, event: Any, timeout_seconds: float = 15.0, caller: Issued | None = None) -> Invocation:
@@ -324,15 +344,21 @@ class Broker:
             BROKER_OUTPUT.append(json.dumps(invocation.answer))
         return invocation
 
-    def new_container(self, **overrides: str) -> None:
+    def new_container(self, *, fresh_clients: bool = False, **overrides: str) -> None:
         """Forgets the memory tier and the verified identities, as a new container would; the
-        table stays."""
+        table stays. The AWS clients are the suite's, made once (they hold no state of the
+        broker's), unless `fresh_clients` makes them anew from the process's environment."""
         from broker.config import Settings
-        from broker.wiring import build_caller_identity, build_service
+        from broker.wiring import aws_clients, build_caller_identity, build_service
 
         settings = Settings.from_env({**self.environment, **overrides})
-        self.app.SERVICE = build_service(settings)
+        self.app.SERVICE = build_service(settings, aws_clients() if fresh_clients else self.clients)
         self.app.IDENTITY = build_caller_identity(settings)
+
+    def with_own_table(self) -> None:
+        """A table for this test alone (a test that scans it), and a new container on it."""
+        self.table_name = self.environment["TOKEN_TABLE_NAME"] = self.aws.create_token_table()
+        self.new_container()
 
     def cache_key(self, profiles: Profiles, profile: str, scopes: frozenset[str] = frozenset()) -> str:
         """The table's key for a profile's token, as the broker computes it."""
@@ -346,13 +372,12 @@ class Broker:
         go and fetched `age` seconds ago; returns it."""
         from broker.config import Settings
         from broker.profiles import parse_profile
-        from broker.wiring import aws_clients
         from devstack.fleet_model import seed_token
 
         value = f"seeded-{profile}-{secrets.token_hex(4)}"
         parsed = parse_profile(profile, json.dumps(profiles.document(profile)))
         settings = Settings.from_env(self.environment)
-        seed_token(settings, aws_clients(), parsed, life_left=life_left, age=age, value=value)
+        seed_token(settings, self.clients, parsed, life_left=life_left, age=age, value=value)
         return value
 
     def item(self, profiles: Profiles, profile: str) -> dict[str, Any]:
@@ -384,7 +409,7 @@ class Broker:
 @pytest.fixture
 def lambda_api(broker: Broker, local_sts: LocalSts) -> Iterator[LocalLambdaApi]:
     """The broker container behind a local Lambda Invoke API and HTTP route (what `make serve` serves)."""
-    api = LocalLambdaApi(broker.app, local_sts).start()
+    api = LocalLambdaApi(broker.app, local_sts, output=BROKER_OUTPUT).start()
     yield api
     api.stop()
 
@@ -403,12 +428,25 @@ def tokens(lambda_api: LocalLambdaApi, lambda_client: Any, consumer_session: Any
     return TokenClient(function_name=lambda_api.function_arn, lambda_client=lambda_client, session=consumer_session)
 
 
+@pytest.fixture(scope="session")
+def shared_clients(app_module: ModuleType) -> Any:
+    """The broker's AWS clients, made once for the suite from the broker's environment."""
+    from broker.wiring import aws_clients
+
+    return aws_clients()
+
+
 @pytest.fixture
 def broker(
-    app_module: ModuleType, broker_environment: dict[str, str], local_aws: LocalAws, consumer: Issued
+    app_module: ModuleType,
+    broker_environment: dict[str, str],
+    local_aws: LocalAws,
+    consumer: Issued,
+    shared_clients: Any,
 ) -> Iterator[Broker]:
-    environment = {**broker_environment, "TOKEN_TABLE_NAME": local_aws.create_token_table()}
-    instance = Broker(app_module, local_aws, environment["TOKEN_TABLE_NAME"], environment, consumer)
+    """A fresh container on the suite's table: every test's profiles, so keys, are its own."""
+    environment = dict(broker_environment)
+    instance = Broker(app_module, local_aws, environment["TOKEN_TABLE_NAME"], environment, consumer, shared_clients)
     instance.new_container()
     yield instance
     for container in instance.started:

@@ -35,6 +35,7 @@ def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [("cfn-lint", "template.yaml"), ("sam", "validate", "--lint"), ("sam", "validate", "--region", "us-east-1")],
@@ -45,16 +46,20 @@ def test_the_template_passes_the_linters(command: tuple[str, ...]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-BROKER_FUNCTIONS = ("TokenBrokerFunction", "TokenBrokerHttpFunction")
+SERVING_FUNCTIONS = ("TokenBrokerFunction", "TokenBrokerHttpFunction")  # the two doors
+BROKER_FUNCTIONS = (*SERVING_FUNCTIONS, "TokenRenewalFunction")
 
 
 def test_the_functions_are_wired_as_the_contract_names_them() -> None:
     direct = RESOURCES["TokenBrokerFunction"]["Properties"]
     http = RESOURCES["TokenBrokerHttpFunction"]["Properties"]
+    renewal = RESOURCES["TokenRenewalFunction"]["Properties"]
     globals_ = TEMPLATE["Globals"]["Function"]
-    assert direct["CodeUri"] == http["CodeUri"] == "functions/token_broker/"
-    assert (direct["Handler"], http["Handler"]) == ("app.lambda_handler", "app.http_handler")
+    assert direct["CodeUri"] == http["CodeUri"] == renewal["CodeUri"] == "functions/token_broker/"
+    handlers = (direct["Handler"], http["Handler"], renewal["Handler"])
+    assert handlers == ("app.lambda_handler", "app.http_handler", "app.renewal_handler")
     assert "Events" not in direct  # nothing but consumers with the invoke policy reaches it
+    assert "Events" not in renewal  # nothing but the broker's own functions reaches it
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["Tracing"] == "Active"
@@ -67,6 +72,31 @@ def test_the_functions_are_wired_as_the_contract_names_them() -> None:
     assert variables["TOKEN_TABLE_NAME"] == {"Ref": "TokenTable"}
     assert variables["CALLER_AUTH"] == {"Ref": "CallerAuth"}
     assert TEMPLATE["Parameters"]["CallerAuth"]["Default"] == "enforce"
+    # both doors hand renewals ahead of expiry to the renewal function's alias, which has the
+    # cache's settings and no callers to admit
+    assert variables["RENEWAL_FUNCTION"] == {"Ref": "TokenRenewalFunction.Alias"}
+    assert renewal["Environment"]["Variables"] == {
+        name: variables[name] for name in ("TOKEN_TABLE_NAME", "SECRET_PREFIX", "TOKEN_KMS_KEY_ID")
+    }
+
+
+def test_only_the_brokers_functions_may_hand_renewals_over_and_none_is_retried() -> None:
+    (statement,) = RESOURCES["HandOffRenewalPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == (
+        "lambda:InvokeFunction",
+        {"Ref": "TokenRenewalFunction.Alias"},
+    )
+    holders = [
+        name
+        for name, resource in RESOURCES.items()
+        if {"Ref": "HandOffRenewalPolicy"} in resource.get("Properties", {}).get("Policies", [])
+    ]
+    assert holders == list(SERVING_FUNCTIONS)
+    permissions = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert all("TokenRenewalFunction" not in str(permission["FunctionName"]) for permission in permissions)
+    # a renewal that cannot run at once is not worth running later: its lease lapses
+    invoke_config = RESOURCES["TokenRenewalFunction"]["Properties"]["EventInvokeConfig"]
+    assert invoke_config == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
 
 
 def test_the_table_is_on_demand_with_ttl() -> None:
@@ -77,7 +107,7 @@ def test_the_table_is_on_demand_with_ttl() -> None:
 
 def test_permissions_are_least_privilege() -> None:
     for name in BROKER_FUNCTIONS:
-        assert RESOURCES[name]["Properties"]["Policies"] == [{"Ref": "BrokerAccessPolicy"}], name
+        assert RESOURCES[name]["Properties"]["Policies"][0] == {"Ref": "BrokerAccessPolicy"}, name
     statements = RESOURCES["BrokerAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     by_sid = {statement["Sid"]: statement for statement in statements}
     for statement in statements:
@@ -254,7 +284,7 @@ def test_alarms_notify_the_stacks_own_topic_unless_another_is_named() -> None:
 
 
 def test_every_deploy_is_a_canary_rolled_back_by_the_brokers_own_alarms() -> None:
-    for name in BROKER_FUNCTIONS:
+    for name in SERVING_FUNCTIONS:
         properties = RESOURCES[name]["Properties"]
         assert properties["AutoPublishAlias"] == "live"
         preference = properties["DeploymentPreference"]

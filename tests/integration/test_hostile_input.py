@@ -12,7 +12,7 @@ import tracemalloc
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.errors import InvalidRequest
@@ -20,7 +20,7 @@ from broker.token_request import parse_request
 from devstack.lambda_host import invoke
 from tests.conftest import EVENTS, Broker, Profiles, http_event, log_records_off
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings()  # the suite's profile (tests/conftest.py)
 SAMPLE_HTTP_EVENT = json.loads((EVENTS / "http_token_request.json").read_text())
 # what API Gateway names for the consumer's sessions, claimed here without its signature
 CONSUMER_SESSION = "arn:aws:sts::123456789012:assumed-role/orders-consumer/orders-fn"
@@ -199,7 +199,7 @@ def sealed_item(broker: Broker, profiles: Profiles) -> tuple[str, str, dict[str,
     return profile, seeded, broker.item(profiles, profile)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=settings.default.max_examples * 2 // 5)  # each example renews a token: 120 in full
 @given(changes=item_changes)
 def test_any_cache_item_is_served_only_as_the_broker_sealed_it_and_never_an_error(
     broker: Broker, sealed_item: tuple[str, str, dict[str, Any]], changes: dict[str, dict[str, Any] | None]

@@ -21,6 +21,7 @@ from tests.conftest import Profiles, credentials_environment
 
 EXAMPLE = ROOT / "docs/examples/node"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
+pytestmark = pytest.mark.slow
 SESSION_SIGNED_HEADERS = "content-type;host;x-amz-date;x-amz-security-token;x-token-broker-audience"
 
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from jsonschema import Draft202012Validator
 
 from broker.errors import InvalidRequest
@@ -90,7 +90,7 @@ def test_every_error_the_handler_gives_matches_the_error_schema(
         assert_valid("error-answer", body)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings()  # the suite's profile (tests/conftest.py)
 @given(event=json_values | near_requests)
 def test_the_request_schema_accepts_exactly_what_the_broker_parses(event: Any) -> None:
     # Two differences of the validator, not of the schema: Python's `$` also matches before a

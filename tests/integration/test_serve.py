@@ -17,6 +17,7 @@ from devstack.template import ROOT
 from tests.conftest import Profiles
 
 BASH, CURL = shutil.which("bash"), shutil.which("curl")
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.skipif(BASH is None or CURL is None, reason="bash and curl are not both installed here")

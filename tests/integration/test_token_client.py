@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+from botocore.config import Config
 
 from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
@@ -81,7 +82,9 @@ def test_an_unknown_function_is_broker_not_found_and_not_retryable(lambda_client
 
 
 def test_a_broker_that_cannot_be_reached_is_retryable_and_keeps_its_cause(consumer_session: Any) -> None:
-    closed = consumer_session.client("lambda", endpoint_url="http://127.0.0.1:9")  # nothing listens there
+    closed = consumer_session.client(  # nothing listens there; botocore's own retries would only add waits
+        "lambda", endpoint_url="http://127.0.0.1:9", config=Config(retries={"max_attempts": 1})
+    )
     other = TokenClient(function_name=FUNCTION_ARN, lambda_client=closed, session=consumer_session)
 
     with pytest.raises(BrokerUnreachable) as raised:
@@ -254,3 +257,71 @@ def test_the_logger_says_where_a_token_came_from_never_the_token(
     records = [record for record in caplog.records if record.name == "token_client"]
     assert [record.getMessage() for record in records] == ["token from the broker"]
     assert value not in repr(records[0].__dict__)
+
+
+class GatedTransport:
+    """token_client's own transport, held at a gate while a test looks at other threads."""
+
+    def __init__(self, transport: Any) -> None:
+        self.name = transport.name
+        self._transport = transport
+        self.entered, self.gate = threading.Event(), threading.Event()
+        self.asked: list[dict[str, Any]] = []
+
+    def ask(self, request: dict[str, Any], request_id: str) -> dict[str, Any]:
+        self.asked.append(request)
+        self.entered.set()
+        self.gate.wait(10)
+        answer: dict[str, Any] = self._transport.ask(request, request_id)
+        return answer
+
+
+def test_in_the_advisory_window_one_thread_renews_while_the_others_keep_the_current_token(
+    lambda_api: LocalLambdaApi, lambda_client: Any, consumer_session: Any, profiles: Profiles
+) -> None:
+    # Given a client holding an hour-long token (on a clock it is told)
+    now = [1_000_000.0]
+    client = TokenClient(lambda_api.function_arn, lambda_client, session=consumer_session, clock=lambda: now[0])
+    profile = profiles.create()
+    current = client.token(profile)
+    gated = client._transport = GatedTransport(client._transport)  # type: ignore[assignment]
+
+    # When it is 100 s from expiry (inside 60 s + the 60 s floor), and one thread asks, held in its call
+    now[0] = current.expires_at - 100
+    renewing = threading.Thread(target=client.token, args=(profile,))
+    renewing.start()
+    assert gated.entered.wait(10)
+    # Then other threads get the current token at once, without a call of their own
+    assert [client.token(profile) for _ in range(3)] == [current] * 3
+    assert len(gated.asked) == 1
+    assert gated.asked[0]["min_ttl"] == 120  # a token that outlives the advisory window
+    gated.gate.set()
+    renewing.join(10)
+    assert client.token(profile).expires_at > current.expires_at
+
+
+def test_a_failed_advisory_call_keeps_the_current_token_and_the_mandatory_window_asks_again(
+    lambda_api: LocalLambdaApi,
+    lambda_client: Any,
+    consumer_session: Any,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+) -> None:
+    # Given tokens of 70 s: the advisory window (a quarter of that) opens at once, and asks for a
+    # token of 78 s, which the broker refuses (no fresh token lives that long)
+    auth_server.lifetime = 70
+    now = [1_000_000.0]
+    client = TokenClient(lambda_api.function_arn, lambda_client, session=consumer_session, clock=lambda: now[0])
+    profile = profiles.create()
+    current = client.token(profile)
+
+    # When threads ask in the advisory window, then once it has fallen below the 60 s floor
+    kept = [client.token(profile) for _ in range(3)]
+    now[0] += 15
+    renewed = client.token(profile)
+
+    # Then the failed advisory call cost one invocation and kept the current token; the mandatory
+    # window asked again
+    assert kept == [current] * 3
+    assert [event.get("min_ttl") for event in lambda_api.invocations] == [None, 78, None]
+    assert renewed.expires_at > current.expires_at

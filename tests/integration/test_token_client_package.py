@@ -66,6 +66,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(python)
 
 
+@pytest.mark.slow
 def test_the_installed_package_works_through_each_transport_and_adapter(
     installed: Path,
     broker: Broker,

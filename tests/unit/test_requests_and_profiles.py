@@ -168,6 +168,13 @@ class TestSettings:
     def test_any_other_sts_endpoint_is_ignored_for_sts_itself(self, url: str) -> None:
         assert Settings.from_env({**LAMBDA, "AWS_ENDPOINT_URL_STS": url}).sts_endpoint_override is None
 
+    def test_renewal_function_is_a_function_arn_qualified_or_not(self) -> None:
+        alias = "arn:aws:lambda:eu-west-1:123456789012:function:token-broker-renewal:live"
+        assert Settings.from_env({**LAMBDA, "RENEWAL_FUNCTION": alias}).renewal_function == alias
+        assert Settings.from_env(LAMBDA).renewal_function is None
+        with pytest.raises(ConfigurationError, match="RENEWAL_FUNCTION"):
+            Settings.from_env({**LAMBDA, "RENEWAL_FUNCTION": "token-broker-renewal"})
+
     def test_broker_audience_names_the_direct_function_in_this_region(self) -> None:
         arn = "arn:aws:lambda:eu-west-1:123456789012:function:token-broker-prod-TokenBroker-1A2B"
         audience = Settings.from_env({**LAMBDA, "BROKER_AUDIENCE": arn}).broker_audience

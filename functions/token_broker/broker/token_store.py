@@ -144,11 +144,13 @@ class MemoryTokenStore:
         if item is None:
             return EMPTY
         now = self._clock()
-        failure = item.failure
+        failure, implausible_code = item.failure, None
         if failure is not None and not self._failure_in_force(failure, now):
             failure = None
+        if failure is not None and not failure.well_formed():
+            implausible_code, failure = failure.upstream_error, None
         lease = item.lease if item.lease is not None and LEASE.in_force(item.lease.until, now) else None
-        return Entry(item.token, failure, lease)
+        return Entry(item.token, failure, lease, None, implausible_code)
 
     def acquire_lease(self, key: str, lease: Lease, need: Need) -> bool:
         self._check()

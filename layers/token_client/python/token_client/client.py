@@ -1,12 +1,16 @@
 """The consumer side of the broker: one broker call per key and token lifetime per process.
 
-Needs only boto3 (and urllib3, which botocore brings). Tokens are kept in memory until they
-would fall below the caller's min TTL; threads asking for one key share one broker call.
+Needs only boto3 (and urllib3, which botocore brings). Tokens are kept in memory, with two
+windows as botocore's `RefreshableCredentials` has them: in the advisory window (the last
+minute, or quarter of its life, before a token would fall below the caller's min TTL) one thread
+asks the broker for the next token while the others keep the current one; in the mandatory
+window (below the min TTL) callers wait for one broker call, shared among threads.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -27,6 +31,9 @@ BROKER_AUDIENCE_ENV = "TOKEN_BROKER_AUDIENCE"
 DEFAULT_MIN_TTL_SECONDS = 60
 # A thread waiting for another's broker call gives up after this long.
 WAIT_FOR_OTHER_SECONDS = 25.0
+# The advisory window: this long before a token would fall below the caller's min TTL, or a
+# quarter of the token's life if that is shorter.
+ADVISORY_SECONDS = 60.0
 
 logger = logging.getLogger("token_client")
 
@@ -41,9 +48,15 @@ class Token:
     expires_at: float  # epoch seconds
     scope: str
     token_type: str = "Bearer"
+    received_at: float = field(default=0.0, repr=False, compare=False)  # epoch seconds
 
     def expires_in(self, now: float | None = None) -> float:
         return self.expires_at - (time.time() if now is None else now)
+
+    @property
+    def advisory_seconds(self) -> float:
+        """How long before the mandatory window the advisory one opens, for this token."""
+        return min(ADVISORY_SECONDS, (self.expires_at - self.received_at) / 4)
 
     @property
     def authorization(self) -> str:
@@ -57,6 +70,7 @@ class _Call:
 
     done: threading.Event = field(default_factory=threading.Event)
     error: TokenBrokerError | None = None
+    advisory: bool = False  # its failure leaves the current token in place
 
 
 class TokenClient:
@@ -110,6 +124,7 @@ class TokenClient:
         self._tokens: dict[_Key, Token] = {}
         self._calls: dict[_Key, _Call] = {}
         self._refused: set[_Key] = set()
+        self._advised: dict[_Key, str] = {}  # the token each key's advisory call was made for
 
     def token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> Token:
         """A token for `profile` with at least `min_ttl` seconds (default 60) left, with its
@@ -118,19 +133,25 @@ class TokenClient:
         floor = DEFAULT_MIN_TTL_SECONDS if min_ttl is None else min_ttl
         while True:
             with self._lock:
-                token = self._tokens.get(key)
-                if token is not None and key not in self._refused and token.expires_in(self._clock()) >= floor:
-                    return token
+                kept, call, lead = self._kept(key, floor), self._calls.get(key), False
+                if kept is not None:
+                    life_left = kept.expires_in(self._clock())
+                    advisory = life_left < floor + kept.advisory_seconds
+                    if not advisory or call is not None or self._advised.get(key) == kept.value:
+                        return kept
+                    # the advisory window: this thread asks for the next token, the others keep this one
+                    self._advised[key] = kept.value
+                    call = self._calls[key] = _Call(advisory=True)
+                elif call is None:
+                    call, lead = self._calls.setdefault(key, _Call()), True
                 force_refresh = key in self._refused
-                call = self._calls.get(key)
-                leader = call is None
-                if call is None:
-                    call = self._calls[key] = _Call()
-            if leader:
+            if kept is not None:
+                return self._advise(key, call, kept, floor + math.ceil(kept.advisory_seconds))
+            if lead:
                 return self._lead(key, call, min_ttl, force_refresh)
             if not call.done.wait(WAIT_FOR_OTHER_SECONDS):
                 raise TokenBrokerError("broker_unreachable", 503, "timed out waiting for another thread's broker call")
-            if call.error is not None:
+            if call.error is not None and not call.advisory:
                 raise call.error
             # the other thread's token may still be too short for this caller's min_ttl: look again
 
@@ -158,6 +179,25 @@ class TokenClient:
                 return
             self._tokens.pop(key, None)
             self._refused.add(key)
+
+    def _kept(self, key: _Key, floor: int) -> Token | None:
+        """The kept token, if it has `floor` seconds left and was not refused; under the lock."""
+        token = self._tokens.get(key)
+        if token is None or key in self._refused or token.expires_in(self._clock()) < floor:
+            return None
+        return token
+
+    def _advise(self, key: _Key, call: _Call, current: Token, wanted: int) -> Token:
+        """One advisory call, for a token that outlives the advisory window; if it fails, the
+        current token serves on (the mandatory window will ask again) and the failure is logged."""
+        try:
+            return self._lead(key, call, wanted, force_refresh=False)
+        except TokenBrokerError as error:
+            logger.info(
+                "no token ahead of expiry; keeping the current one",
+                extra={"profile": key[0], "error": error.error, "expires_in": int(current.expires_in(self._clock()))},
+            )
+            return current
 
     def _lead(self, key: _Key, call: _Call, min_ttl: int | None, force_refresh: bool) -> Token:
         try:
@@ -209,11 +249,13 @@ class TokenClient:
         if not isinstance(value, str) or not value or not isinstance(expires_in, int):
             raise BrokerFailed("the broker's answer has no access_token and expires_in")
         scope, token_type = answer.get("scope"), answer.get("token_type")
+        now = self._clock()
         return Token(
             value,
-            self._clock() + expires_in,
+            now + expires_in,
             scope if isinstance(scope, str) else "",
             token_type if isinstance(token_type, str) and token_type else "Bearer",
+            received_at=now,
         )
 
     def _boto_session(self) -> Any:
