@@ -7,6 +7,8 @@ answer slowly, with 5xx or 429, or with garbage, to exercise the broker's failur
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import secrets
@@ -18,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
 from flask import Flask, Response, request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, OctKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
 from devstack.loopback import LoopbackServer
 
@@ -31,13 +34,20 @@ JWT_SIGNING_KEY = OctKey.generate_key(256)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
 
 
+FEDERATED = "aws_web_identity_token"  # the auth method of a client with a federated credential
+# What private_key_jwt assertions may be signed with (Entra ID's certificate credentials: PS256).
+ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256"]
+
+
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", FEDERATED, "private_key_jwt"]
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
     """RFC 7523 client authentication: checks the signature with the client's public key,
-    `aud` against this server's token URL, and refuses a `jti` it has seen before."""
+    `aud` against this server's token URL, and refuses a `jti` it has seen before. A client
+    registered with a certificate (Entra ID's certificate credentials) must name it in the
+    header: `x5t#S256`, the SHA-256 thumbprint of its DER."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
@@ -45,6 +55,14 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         super().__init__(validate_jti=True, leeway=5)
         self._server = server
         self.seen_jti: set[str] = set()
+
+    def __call__(self, query_client: Any, request: Any) -> Any:
+        client = super().__call__(query_client, request)
+        if client is not None and client.certificate_pem is not None:
+            header = _jws_header(request.form.get("client_assertion", ""))
+            if header.get("x5t#S256") != certificate_thumbprint(client.certificate_pem):
+                raise InvalidClientError(description="x5t#S256 does not name the registered certificate")
+        return client
 
     def get_audiences(self) -> list[str]:
         return [self._server.token_url]
@@ -55,12 +73,64 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         self.seen_jti.add(jti)
         return True
 
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except JoseError as error:
+            raise InvalidClientError(description=error.description) from error
+        self.verify_claims(token.claims)
+        return token.claims
+
     def resolve_client_public_key(self, client: LocalClient) -> Any:
-        pem = client.public_key_pem or ""
+        certificate = client.certificate_pem
+        pem = _public_key_of(certificate) if certificate is not None else client.public_key_pem or ""
         try:
             return RSAKey.import_key(pem)
         except (JoseError, ValueError):
             return ECKey.import_key(pem)
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """What Entra ID's federated identity credential names: the issuer it trusts, the subject
+    (the AWS role's ARN, for AWS's outbound identity federation), the audience and algorithms."""
+
+    issuer: str
+    subject: str
+    audience: str = "api://AzureADTokenExchange"
+    algorithms: tuple[str, ...] = ("RS256",)
+
+
+class FederatedAssertion:
+    """A client assertion issued by another identity provider, as Entra ID accepts one through a
+    federated identity credential: `client_id` names the client; the JWT is verified against the
+    issuer's keys (its OIDC discovery's JWKS, fetched over HTTP), and its issuer, subject,
+    audience, algorithm and expiry against the credential. Any mismatch is `invalid_client`."""
+
+    def __call__(self, query_client: Any, request: Any) -> Any:
+        form = request.form
+        client = query_client(form.get("client_id") or "")
+        credential = client.federated if client is not None else None
+        if form.get("client_assertion_type") != ASSERTION_TYPE or credential is None:
+            return None  # not this method's client: the next method may take it
+        assertion = form.get("client_assertion") or ""
+        if _jws_header(assertion).get("alg") not in credential.algorithms:
+            raise InvalidClientError(description="the assertion is not signed with an algorithm the credential allows")
+        if _jws_part(assertion, 1).get("iss") != credential.issuer:  # keys come only from the trusted issuer
+            raise InvalidClientError(description="the assertion's issuer is not the credential's")
+        try:
+            keys = KeySet.import_key_set(_issuer_keys(credential.issuer))  # type: ignore[arg-type]
+            claims = jwt.decode(assertion, keys, algorithms=list(credential.algorithms)).claims
+            jwt.JWTClaimsRegistry(
+                leeway=5,
+                iss={"essential": True, "value": credential.issuer},
+                sub={"essential": True, "value": credential.subject},
+                aud={"essential": True, "value": credential.audience},
+                exp={"essential": True},
+            ).validate(claims)
+        except JoseError as error:
+            raise InvalidClientError(description=f"the assertion is not trusted: {error.description}") from error
+        return client
 
 
 @dataclass
@@ -70,6 +140,8 @@ class LocalClient(ClientMixin):  # type: ignore[misc]
     auth_method: str = "client_secret_basic"
     public_key_pem: str | None = None
     scopes: tuple[str, ...] = ("customScope", "orders.read", "orders.write")
+    certificate_pem: str | None = None  # private_key_jwt with a certificate credential
+    federated: FederatedCredential | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -190,9 +262,14 @@ class LocalAuthorizationServer:
         client_secret: str = "",
         auth_method: str = "client_secret_basic",
         public_key_pem: str | None = None,
+        certificate_pem: str | None = None,
+        federated: FederatedCredential | None = None,
     ) -> LocalClient:
-        """A client that authenticates with a secret, or with `private_key_jwt` and a public key."""
-        client = LocalClient(client_id, client_secret, auth_method, public_key_pem)
+        """A client that authenticates with a secret; with `private_key_jwt` and a public key or a
+        certificate; or with a federated credential (auth method `aws_web_identity_token`)."""
+        client = LocalClient(
+            client_id, client_secret, auth_method, public_key_pem, certificate_pem=certificate_pem, federated=federated
+        )
         self.clients[client_id] = client
         return client
 
@@ -221,6 +298,7 @@ class LocalAuthorizationServer:
         server.register_grant(ClientCredentialsGrant)
         self.private_key_jwt = PrivateKeyJwt(self)
         server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, self.private_key_jwt)
+        server.register_client_auth_method(FEDERATED, FederatedAssertion())
         server.register_token_generator("client_credentials", self._generate_token)
 
         @app.post("/oauth2/v1/token")
@@ -283,7 +361,9 @@ class LocalAuthorizationServer:
             method = "client_secret_basic"
             client_id = request.authorization.username if request.authorization else None
         elif "client_assertion" in form:
-            method, client_id = "private_key_jwt", form.get("client_id")
+            client = self.clients.get(form.get("client_id") or "")
+            method = FEDERATED if client is not None and client.federated else "private_key_jwt"
+            client_id = form.get("client_id")
         elif "client_secret" in form:
             method, client_id = "client_secret_post", form.get("client_id")
         else:
@@ -299,3 +379,43 @@ def _trickled(body: str, pause: float) -> Iterator[bytes]:
     for byte in body.encode():
         time.sleep(pause)
         yield bytes([byte])
+
+
+def certificate_thumbprint(pem: str) -> str:
+    """`x5t#S256`: base64url of the SHA-256 of the certificate's DER, unpadded."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def _public_key_of(certificate_pem: str) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    public_key = x509.load_pem_x509_certificate(certificate_pem.encode()).public_key()
+    return public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _jws_header(compact: str) -> dict[str, Any]:
+    return _jws_part(compact, 0)
+
+
+def _jws_part(compact: str, index: int) -> dict[str, Any]:
+    """A compact JWS's header (0) or payload (1), unverified; {} when it is not JSON."""
+    try:
+        encoded = compact.split(".")[index]
+        part = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, IndexError):
+        return {}
+    return part if isinstance(part, dict) else {}
+
+
+def _issuer_keys(issuer: str) -> dict[str, Any]:
+    """The issuer's signing keys, as an Entra ID would find them: OIDC discovery, then JWKS."""
+    import urllib3
+
+    discovery = urllib3.request("GET", f"{issuer}/.well-known/openid-configuration", timeout=5).json()
+    keys: dict[str, Any] = urllib3.request("GET", discovery["jwks_uri"], timeout=5).json()
+    return keys

@@ -2,7 +2,9 @@
 
 Shows a cold fetch, a memory hit, and a DynamoDB hit from a fresh container (a new process), each
 for a caller whose proof the local STS verified and whom the profile admits; then a caller the
-profile does not admit and one without a proof; then a token inside its refresh-ahead window,
+profile does not admit and one without a proof; then a profile with no secret at all (the
+broker's role proves itself with a web identity token from the local STS); then a token inside
+its refresh-ahead window,
 answered from the table while its renewal runs in the renewal function (queued by the local
 Lambda API as Lambda queues Event invocations). Tokens are shown as fingerprints, never in full.
 """
@@ -15,10 +17,18 @@ import os
 import warnings
 from typing import Any
 
+from devstack.authserver import FederatedCredential
 from devstack.container import ContainerProcess
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import RENEWAL_FUNCTION_ARN, invoke, load_handler_module
-from devstack.stack import DEMO_PROFILE, DEVELOPER_ROLE_ARN, LocalStack, create_profile
+from devstack.stack import (
+    BROKER_ROLE_ARN,
+    DEMO_PROFILE,
+    DEVELOPER_ROLE_ARN,
+    LocalStack,
+    create_profile,
+    create_web_identity_profile,
+)
 from devstack.sts import Issued, with_proof
 
 TIERS = {"MemoryHit": "memory tier", "TableHit": "DynamoDB tier", "TokenRequests": "authorization server"}
@@ -77,6 +87,7 @@ def main() -> None:
         unproven = invoke(app, event)
         describe("5. no caller proof", unproven.answer, unproven.metrics, unproven.milliseconds)
 
+        secretless(stack, app)
         ahead(stack, app, api, environment)
         print(f"\nToken requests the authorization server received: {len(stack.server.token_requests())}")
         print("Answer shape:", json.dumps({**other["answer"], "access_token": "..."}))
@@ -84,6 +95,19 @@ def main() -> None:
             print("(POWERTOOLS_LOG_LEVEL=DEBUG make demo shows the handler's log lines above each step)")
         api.stop()
     print("\nStopped the local servers.")
+
+
+def secretless(stack: LocalStack, app: Any) -> None:
+    """A profile without any secret: the app trusts the broker's role through a federated
+    credential (as Entra ID does), and the broker proves its role with a JWT the local STS issues."""
+    credential = FederatedCredential(stack.sts.issuer, BROKER_ROLE_ARN, "api://AzureADTokenExchange")
+    document = create_web_identity_profile(
+        stack.aws, stack.server, "entra-federated", "federated-app", credential, allowed_callers=[DEVELOPER_ROLE_ARN]
+    )
+    print(f"\nA profile with no secret at all (it holds {', '.join(sorted(document))}):")
+    invocation = invoke(app, with_proof({"profile": "entra-federated"}, stack.developer))
+    describe("6. aws_web_identity_token", invocation.answer, invocation.metrics, invocation.milliseconds)
+    print(f"  {'':<34} the broker's role proved itself with a JWT of {stack.sts.issuer} (GetWebIdentityToken)")
 
 
 def ahead(stack: LocalStack, app: Any, api: LocalLambdaApi, environment: dict[str, str]) -> None:
@@ -100,11 +124,11 @@ def ahead(stack: LocalStack, app: Any, api: LocalLambdaApi, environment: dict[st
     event = with_proof({"profile": "okta-ahead"}, stack.developer)
     print("\nA token 200 s from expiry (inside its refresh-ahead window); the server now takes 1 s to answer:")
     seeded = invoke(app, event)
-    describe("6. in the window", seeded.answer, seeded.metrics, seeded.milliseconds)
+    describe("7. in the window", seeded.answer, seeded.metrics, seeded.milliseconds)
     print(f"  {'':<34} the renewal was handed to {RENEWAL_FUNCTION_ARN.split(':')[-1]}, which runs it meanwhile")
     api.drain()
     renewed = fresh_container(environment, {"profile": "okta-ahead"}, stack.developer)
-    describe("7. a fresh container, afterwards", renewed["answer"], renewed["metrics"], renewed["milliseconds"])
+    describe("8. a fresh container, afterwards", renewed["answer"], renewed["metrics"], renewed["milliseconds"])
     stack.server.delay = 0.0
 
 

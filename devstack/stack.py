@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from devstack.authserver import LocalAuthorizationServer
+from devstack.authserver import FederatedCredential, LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.lambda_host import BROKER_ENVIRONMENT, RENEWAL_FUNCTION_ARN
-from devstack.sts import Issued, LocalSts
+from devstack.sts import Issued, LocalSts, credentials_environment
 
 if TYPE_CHECKING:
     from devstack.lambda_api import LocalLambdaApi
@@ -21,6 +21,8 @@ DEMO_CLIENT = "demo-service-app"
 # The local developer's role: the demo profile admits its sessions, as a real profile would a team's.
 DEVELOPER_ROLE = "local-developer"
 DEVELOPER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{DEVELOPER_ROLE}"
+BROKER_ROLE = "token-broker-function"
+BROKER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{BROKER_ROLE}"
 
 
 def create_profile(
@@ -45,6 +47,29 @@ def create_profile(
     return document
 
 
+def create_web_identity_profile(
+    aws: LocalAws,
+    server: LocalAuthorizationServer,
+    name: str,
+    client_id: str,
+    credential: FederatedCredential,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A client that trusts `credential` (an issuer, a subject and an audience, as Entra ID's
+    federated identity credentials do) on the local authorization server, and a profile that
+    authenticates as it with the broker role's web identity tokens; returns the profile's document."""
+    document = {
+        "token_url": server.token_url,
+        "client_id": client_id,
+        "auth_method": "aws_web_identity_token",
+        "assertion_audience": credential.audience,
+        **fields,
+    }
+    server.add_client(client_id, auth_method="aws_web_identity_token", federated=credential)
+    aws.put_profile(BROKER_ENVIRONMENT["SECRET_PREFIX"] + name, document)
+    return document
+
+
 @dataclass
 class LocalStack:
     log_level: str = "WARNING"
@@ -53,10 +78,14 @@ class LocalStack:
     sts: LocalSts = field(default_factory=LocalSts)
     environment: dict[str, str] = field(default_factory=dict)
     developer: Issued = field(init=False)
+    broker_role: Issued = field(init=False)
 
     def __post_init__(self) -> None:
         # credentials are issued by the stand-in itself; it need not be running yet
         self.developer = self.sts.assume_role(DEVELOPER_ROLE, "local-session")
+        # the broker's functions run as this role: moto takes any credentials, and the local STS
+        # issues web identity tokens naming it
+        self.broker_role = self.sts.assume_role(BROKER_ROLE, "token-broker")
 
     def __enter__(self) -> LocalStack:
         self.aws.start()
@@ -72,6 +101,7 @@ class LocalStack:
         )
         self.environment = {
             **self.aws.environment(),
+            **credentials_environment(self.broker_role),
             "AWS_ENDPOINT_URL_STS": self.sts.url,
             **BROKER_ENVIRONMENT,
             "TOKEN_TABLE_NAME": self.aws.create_token_table("token-broker-local"),

@@ -8,6 +8,11 @@ signed, the session token that belongs to the key. It can also fail on command.
 
 `verify` is the same check for any service's SigV4 request: the local HTTP route uses it as API
 Gateway's IAM authorizer, for `execute-api`.
+
+It also answers `GetWebIdentityToken` as outbound identity federation does: a JWT signed with
+its own keys (RS256 or ES384) naming the caller's role as `sub`, its account's issuer URL (this
+server) as `iss`, and the requested audience; with OIDC discovery and JWKS on loopback, so an
+authorization server that trusts the issuer can verify it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote
 
 from botocore.credentials import ReadOnlyCredentials
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from werkzeug.wrappers import Request, Response
 
 from devstack.authserver import Fault, Faults
@@ -33,6 +40,7 @@ from devstack.loopback import LoopbackServer
 from token_client.caller_proof import Broker, sign_caller_proof
 
 ACCOUNT = "123456789012"
+ACTIONS = ("GetCallerIdentity", "GetWebIdentityToken")
 MAX_SKEW_SECONDS = 15 * 60  # STS's own window
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key_id>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,"
@@ -53,10 +61,24 @@ class LocalSts:
     def __init__(self, region: str = "us-east-1", port: int = 0) -> None:
         self.region = region
         self.caller_identity_requests = 0
+        self.web_identity_requests: list[tuple[str, str]] = []  # (audience, algorithm) of each
+        self.web_identity_tokens: list[str] = []  # every JWT it issued
+        self.outbound_federation = True  # the account's feature, on or off
+        # an IAM policy's sts:IdentityTokenAudience for every role: None allows any audience
+        self.allowed_audiences: set[str] | None = None
         self._issued: dict[str, Issued] = {}
+        self._signing_keys: dict[str, RSAKey | ECKey] = {
+            "RS256": RSAKey.generate_key(2048, parameters={"kid": "local-rs256", "use": "sig", "alg": "RS256"}),
+            "ES384": ECKey.generate_key("P-384", parameters={"kid": "local-es384", "use": "sig", "alg": "ES384"}),
+        }
         self.faults = Faults()
         self._lock = threading.Lock()
         self._server = LoopbackServer(self._wsgi, "local-sts", port)
+
+    @property
+    def issuer(self) -> str:
+        """The account's issuer URL, as outbound identity federation gives one per account."""
+        return self.url
 
     @property
     def url(self) -> str:
@@ -90,6 +112,8 @@ class LocalSts:
         self.faults.clear()
         with self._lock:
             self.caller_identity_requests = 0
+            self.web_identity_requests.clear()
+        self.outbound_federation, self.allowed_audiences = True, None
 
     def _issue(self, prefix: str, arn: str, user_id: str, session_token: str | None = None) -> Issued:
         key_id = prefix + secrets.token_hex(8).upper()
@@ -99,20 +123,41 @@ class LocalSts:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        with self._lock:
-            self.caller_identity_requests += 1
+        if request.method == "GET":  # the issuer's OIDC discovery and keys, never faulted
+            return self._discovery(request)(environ, start_response)
         fault = self.faults.next()
         response = fault.response() if fault is not None else self._answer(request)
         return response(environ, start_response)
 
+    def _discovery(self, request: Request) -> Response:
+        if request.path == "/.well-known/openid-configuration":
+            document = {
+                "issuer": self.issuer,
+                "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": list(self._signing_keys),
+            }
+            return Response(json.dumps(document), 200, content_type="application/json")
+        if request.path == "/.well-known/jwks.json":
+            keys = KeySet(list(self._signing_keys.values())).as_dict(private=False)
+            return Response(json.dumps(keys), 200, content_type="application/json")
+        return Response("not found", 404)
+
     def _answer(self, request: Request) -> Response:
         body = request.get_data()
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        if request.method != "POST" or request.path != "/" or form.get("Action") != ["GetCallerIdentity"]:
-            return _error(request, 400, "InvalidAction", "only POST / with Action=GetCallerIdentity is served")
+        action = form.get("Action", [""])[0]
+        if request.method != "POST" or request.path != "/" or action not in ACTIONS:
+            return _error(request, 400, "InvalidAction", "only POST / with GetCallerIdentity or GetWebIdentityToken")
+        with self._lock:
+            if action == "GetCallerIdentity":
+                self.caller_identity_requests += 1
         issued, problem = self.verify(request, body, "sts")
         if issued is None:
             return _error(request, 403, *problem)
+        if action == "GetWebIdentityToken":
+            return self._web_identity_token(request, issued, form)
         result = {"Arn": issued.arn, "UserId": issued.user_id, "Account": issued.arn.split(":")[4]}
         if "application/json" in request.headers.get("Accept", ""):
             document = {
@@ -125,6 +170,45 @@ class LocalSts:
         fields = "".join(f"<{name}>{value}</{name}>" for name, value in result.items())
         result_xml = f"<GetCallerIdentityResult>{fields}</GetCallerIdentityResult>"
         xml = f"<GetCallerIdentityResponse>{result_xml}</GetCallerIdentityResponse>"
+        return Response(xml, 200, content_type="text/xml")
+
+    def _web_identity_token(self, request: Request, caller: Issued, form: dict[str, list[str]]) -> Response:
+        audiences = [values[0] for name, values in sorted(form.items()) if name.startswith("Audience.member.")]
+        algorithm = form.get("SigningAlgorithm", [""])[0]
+        duration = int(form.get("DurationSeconds", ["300"])[0])
+        with self._lock:
+            self.web_identity_requests.extend((audience, algorithm) for audience in audiences)
+        if not self.outbound_federation:
+            message = "outbound web identity federation is disabled for this account"
+            return _error(request, 403, "OutboundWebIdentityFederationDisabledException", message)
+        if self.allowed_audiences is not None and not set(audiences) <= self.allowed_audiences:
+            return _error(request, 403, "AccessDenied", "not authorized to perform sts:GetWebIdentityToken")
+        if algorithm not in self._signing_keys or not audiences or not 60 <= duration <= 3600:
+            return _error(request, 400, "ValidationError", "a parameter is invalid")
+        now = int(time.time())
+        account, role = caller.arn.split(":")[4], caller.arn.split(":")[5].split("/")
+        claims = {
+            "iss": self.issuer,
+            "sub": f"arn:aws:iam::{account}:role/{role[1]}" if role[0] == "assumed-role" else caller.arn,
+            "aud": audiences[0] if len(audiences) == 1 else audiences,
+            "iat": now,
+            "nbf": now,
+            "exp": now + duration,
+            "jti": secrets.token_hex(16),
+            "https://sts.amazonaws.com/": {"aws_account": account, "principal_id": caller.arn},
+        }
+        key = self._signing_keys[algorithm]
+        token = jwt.encode({"alg": algorithm, "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=[algorithm])
+        with self._lock:
+            self.web_identity_tokens.append(token)
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + duration))
+        result = f"<WebIdentityToken>{token}</WebIdentityToken><Expiration>{expiration}</Expiration>"
+        xml = (
+            '<GetWebIdentityTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<GetWebIdentityTokenResult>{result}</GetWebIdentityTokenResult>"
+            f"<ResponseMetadata><RequestId>{secrets.token_hex(16)}</RequestId></ResponseMetadata>"
+            "</GetWebIdentityTokenResponse>"
+        )
         return Response(xml, 200, content_type="text/xml")
 
     def verify(self, request: Request, body: bytes, service: str) -> tuple[Issued | None, tuple[str, str]]:
@@ -173,6 +257,17 @@ class LocalSts:
         if not hmac.compare_digest(expected, authorization["signature"]):
             return None, ("SignatureDoesNotMatch", "the request signature does not match")
         return issued, ("", "")
+
+
+def credentials_environment(issued: Issued, region: str = "us-east-1") -> dict[str, str]:
+    """The variables a process (a Lambda function, say) gets `issued`'s credentials from."""
+    credentials = issued.credentials
+    return {
+        "AWS_ACCESS_KEY_ID": str(credentials.access_key),
+        "AWS_SECRET_ACCESS_KEY": str(credentials.secret_key),
+        "AWS_SESSION_TOKEN": credentials.token or "",
+        "AWS_DEFAULT_REGION": region,
+    }
 
 
 def _canonical_query(query: str) -> str:

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from devstack.authserver import LocalAuthorizationServer
+from devstack.authserver import FederatedCredential, LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.container import ContainerProcess
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
-from devstack.stack import create_profile
-from devstack.sts import Issued, LocalSts, with_proof
+from devstack.stack import create_profile, create_web_identity_profile
+from devstack.sts import Issued, LocalSts, credentials_environment, with_proof
 
 put_on_path()
 # Generated inputs: 300 examples a property in the full suite, 30 in `make test-fast`
@@ -103,22 +103,20 @@ def consumer_session(consumer: Issued) -> Any:
     )
 
 
-def credentials_environment(caller: Issued) -> dict[str, str]:
-    """The variables a process (a consumer Lambda, say) gets its credentials from."""
-    credentials = caller.credentials
-    return {
-        "AWS_ACCESS_KEY_ID": credentials.access_key,
-        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
-        "AWS_SESSION_TOKEN": credentials.token or "",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+# The broker's own role: what its functions' credentials are (moto takes any, the local STS
+# knows these), and what web identity tokens name as their subject.
+BROKER_ROLE = "token-broker-function"
+BROKER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{BROKER_ROLE}"
 
 
 @pytest.fixture(scope="session")
 def broker_environment(local_aws: LocalAws, local_sts: LocalSts) -> dict[str, str]:
     """The environment of a broker container; DEBUG, so the leak check sees everything."""
+    broker_role = local_sts.assume_role(BROKER_ROLE, "token-broker")
+    SECRETS_USED.update({broker_role.credentials.secret_key, broker_role.credentials.token or ""})
     return {
         **local_aws.environment(),
+        **credentials_environment(broker_role),
         "AWS_ENDPOINT_URL_STS": local_sts.url,
         **BROKER_ENVIRONMENT,
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
@@ -152,13 +150,14 @@ def app_module(broker_environment: dict[str, str]) -> ModuleType:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_secret_leaks(auth_server: LocalAuthorizationServer) -> Iterator[None]:
-    """Contract promise 8, over the whole suite: no secret or token in anything the broker said."""
+def no_secret_leaks(auth_server: LocalAuthorizationServer, local_sts: LocalSts) -> Iterator[None]:
+    """Contract promise 8, over the whole suite: no secret, key, token or web identity token in
+    anything the broker said."""
     yield
     corpus = "\n".join(BROKER_OUTPUT)
     if auth_server.issued:
         assert corpus, "tokens were issued, yet the leak check saw no broker output"
-    found = leaked(corpus, SECRETS_USED | set(auth_server.issued))
+    found = leaked(corpus, SECRETS_USED | set(auth_server.issued) | set(local_sts.web_identity_tokens))
     assert not found, f"{len(found)} secrets or tokens appear in the broker's output"
 
 
@@ -280,6 +279,14 @@ class Profiles:
         name = f"p-{secrets.token_hex(4)}"
         document = create_profile(self.aws, self.server, name, f"client-{secrets.token_hex(4)}", auth_method, **fields)
         SECRETS_USED.add(document["client_secret"])
+        return name
+
+    def create_web_identity(self, credential: FederatedCredential, **fields: Any) -> str:
+        """A profile whose client trusts `credential`; it admits the consumer role unless
+        `allowed_callers` says otherwise."""
+        fields.setdefault("allowed_callers", [CONSUMER_ROLE_ARN])
+        name = f"p-{secrets.token_hex(4)}"
+        create_web_identity_profile(self.aws, self.server, name, f"client-{secrets.token_hex(4)}", credential, **fields)
         return name
 
     def put(self, name: str, document: dict[str, Any] | str) -> None:

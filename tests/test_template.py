@@ -352,3 +352,23 @@ def test_lambdas_log_filter_agrees_with_powertools_level() -> None:
         logging_config = RESOURCES[name]["Properties"]["LoggingConfig"]
         assert logging_config["LogFormat"] == "JSON"
         assert logging_config["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+
+
+def test_web_identity_tokens_only_for_the_stacks_audiences_and_only_five_minutes_long() -> None:
+    policy = RESOURCES["WebIdentityPolicy"]
+    assert policy["Condition"] == "HasWebIdentityAudiences"  # no audiences, no grant
+    assert TEMPLATE["Parameters"]["WebIdentityAudiences"]["Default"] == ""
+    assert policy["Properties"]["Roles"] == [{"Ref": f"{name}Role"} for name in BROKER_FUNCTIONS]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:GetWebIdentityToken"
+    condition = statement["Condition"]
+    assert condition["ForAllValues:StringEquals"] == {"sts:IdentityTokenAudience": {"Ref": "WebIdentityAudiences"}}
+    assert condition["Null"] == {"sts:IdentityTokenAudience": "false"}  # ForAllValues holds on an empty set
+    from broker.sts import WEB_IDENTITY_SECONDS
+
+    assert condition["NumericLessThanEquals"] == {"sts:DurationSeconds": WEB_IDENTITY_SECONDS}
+    from broker.profiles import ASSERTION_ALGORITHMS
+
+    assert condition["StringEquals"] == {"sts:SigningAlgorithm": list(ASSERTION_ALGORITHMS)}
+    subjects = TEMPLATE["Outputs"]["WebIdentitySubjects"]["Value"]["Fn::Join"][1]
+    assert subjects == [{"Fn::GetAtt": [f"{name}Role", "Arn"]} for name in BROKER_FUNCTIONS]

@@ -20,7 +20,7 @@ from broker import observability
 from broker.caller_identity import Caller, Door
 from broker.config import Settings
 from broker.decisions import CachedToken, expires_in
-from broker.errors import BrokerError, InternalError
+from broker.errors import BrokerError, InternalError, ProfileMisconfigured
 from broker.http_route import http_answer, parse_http_event
 from broker.observability import logger, metrics
 from broker.renewal_function import parse_renewal_event
@@ -69,7 +69,8 @@ def renewal_handler(event: Any, context: Any) -> None:
     try:
         SERVICE.renew(parse_renewal_event(event), deadline)
     except BrokerError as error:  # the fleet has been told what it needs (the failure, the lease)
-        logger.warning("renewal ended without a token", extra={"error": error.error})
+        detail = {"problem": error.detail} if isinstance(error, ProfileMisconfigured) else {}
+        logger.warning("renewal ended without a token", extra={"error": error.error, **detail})
     except Exception:
         logger.exception("unexpected failure")
 
@@ -89,12 +90,12 @@ def serve(door: Door, context: Any, parse: Parse) -> tuple[dict[str, Any], int]:
         answer, status = token_answer(served.token), 200
     except BrokerError as error:
         answer, status = error.answer(), error.status
-        observability.error_answered(error.error)
+        observability.error_answered(error)
     except Exception:
         logger.exception("unexpected failure")
         failure = InternalError("the broker failed unexpectedly")
         answer, status = failure.answer(), failure.status
-        observability.error_answered(failure.error)
+        observability.error_answered(failure)
     observability.audit(
         path=door,
         profile=request.profile if request else None,

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from broker.admin import main
-from devstack.authserver import LocalAuthorizationServer
-from tests.conftest import Broker, Profiles
+from devstack.authserver import FederatedCredential, LocalAuthorizationServer
+from devstack.sts import LocalSts, credentials_environment
+from tests.conftest import SECRETS_USED, Broker, Profiles
+from tests.credentials import certificate_pem, private_key, private_pem
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str, clients: Any = None) -> tuple[int, str, str]:
@@ -21,10 +23,12 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str, clients: Any = None) -> 
 
 
 def profile_file(tmp_path: Path, profiles: Profiles, auth_server: LocalAuthorizationServer, **changes: Any) -> Path:
-    """A profile document for a client that exists on the local authorization server."""
+    """A profile document for a client that exists on the local authorization server; a change
+    to None removes the field."""
     template = profiles.document(profiles.create(scopes=["orders.read"]))
     path = tmp_path / "orders.json"
-    path.write_text(json.dumps({**template, **changes}))
+    document = {name: value for name, value in {**template, **changes}.items() if value is not None}
+    path.write_text(json.dumps(document))
     return path
 
 
@@ -104,6 +108,51 @@ def test_try_says_what_the_server_refused(
     assert status == 1
     assert "upstream_error (invalid_client)" in err
     assert "revoked-secret-value" not in out + err
+
+
+def test_try_a_web_identity_profile_uses_the_operators_own_role_and_says_so(
+    profiles: Profiles,
+    local_sts: LocalSts,
+    auth_server: LocalAuthorizationServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an operator whose role the app trusts as well as the broker's
+    operator = local_sts.assume_role("platform-operator", "alice")
+    SECRETS_USED.update({operator.credentials.secret_key, operator.credentials.token or ""})
+    for name, value in credentials_environment(operator).items():
+        monkeypatch.setenv(name, value)
+    subject = "arn:aws:iam::123456789012:role/platform-operator"
+    profile = profiles.create_web_identity(FederatedCredential(local_sts.issuer, subject, "api://AzureADTokenExchange"))
+
+    status, out, _ = run(capsys, "try", profile)
+
+    assert status == 0, out
+    assert "a token for" in out
+    assert "your own credentials" in out
+    assert local_sts.web_identity_requests == [("api://AzureADTokenExchange", "RS256")]
+
+
+def test_check_refuses_a_certificate_of_another_key_naming_the_field(
+    tmp_path: Path, profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = private_key("rsa")
+    path = profile_file(
+        tmp_path,
+        profiles,
+        auth_server,
+        auth_method="private_key_jwt",
+        client_secret=None,
+        private_key=private_pem(key, SECRETS_USED),
+        certificate=certificate_pem(private_key("rsa")),
+        signing_algorithm="PS256",
+    )
+
+    status, _, err = run(capsys, "check", str(path))
+
+    assert status == 1
+    assert "certificate does not hold the public key of private_key" in err
+    assert "BEGIN" not in err
 
 
 def test_key_is_the_brokers_and_evict_removes_that_item(

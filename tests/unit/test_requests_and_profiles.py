@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from broker.config import Settings
+from broker.decisions import cache_key
 from broker.errors import ConfigurationError, InvalidRequest, ProfileMisconfigured
 from broker.profiles import parse_profile
 from broker.sensitive import Sensitive
 from broker.token_request import TokenRequest, parse_request
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, SECRETS_USED
+from tests.credentials import certificate_pem, private_key, private_pem
 
 GOOD = {
     "token_url": "https://dev-1.okta.com/oauth2/default/v1/token",
@@ -20,6 +23,11 @@ GOOD = {
     "allowed_callers": ["arn:aws:iam::123456789012:role/orders-*"],
 }
 LAMBDA = {"TOKEN_TABLE_NAME": "t", "AWS_REGION": "eu-west-1"}
+
+
+def jwt_document(key: Any, **fields: str) -> dict[str, Any]:
+    document = {k: v for k, v in GOOD.items() if k != "client_secret"}
+    return {**document, "auth_method": "private_key_jwt", "private_key": private_pem(key, SECRETS_USED), **fields}
 
 
 class TestRequest:
@@ -120,6 +128,80 @@ class TestProfile:
             parse_profile("p", json.dumps({**GOOD, "refresh_token": "x"}))
         assert raised.value.allowed_callers is not None
         assert [rule.name for rule in raised.value.allowed_callers] == ["orders-"]
+
+
+class TestCredentialKinds:
+    """aws_web_identity_token and certificate credentials: what a profile of each must hold."""
+
+    def test_a_web_identity_profile_holds_no_secret_and_names_its_audience(self) -> None:
+        document = {**GOOD, "auth_method": "aws_web_identity_token", "assertion_audience": "api://AzureADTokenExchange"}
+        del document["client_secret"]
+        profile = parse_profile("p", json.dumps(document))
+        assert (profile.auth_method, profile.assertion_algorithm) == ("aws_web_identity_token", "RS256")
+        assert profile.client_secret is None
+
+    @pytest.mark.parametrize(
+        ("changes", "named"),
+        [
+            ({}, "assertion_audience"),
+            ({"assertion_audience": "api://x", "client_secret": "s"}, "client_secret"),
+            ({"assertion_audience": "api://x", "assertion_algorithm": "HS256"}, "assertion_algorithm"),
+            ({"assertion_audience": "a" * 1001}, "assertion_audience"),
+            ({"assertion_audience": "api://x", "certificate": "x"}, "certificate"),
+        ],
+    )
+    def test_a_web_identity_profile_refuses_what_it_cannot_use(self, changes: dict[str, str], named: str) -> None:
+        document = {k: v for k, v in GOOD.items() if k != "client_secret"}
+        with pytest.raises(ProfileMisconfigured, match=named):
+            parse_profile("p", json.dumps({**document, "auth_method": "aws_web_identity_token", **changes}))
+
+    def test_assertion_fields_are_refused_with_another_method(self) -> None:
+        with pytest.raises(ProfileMisconfigured, match="assertion_audience is not used"):
+            parse_profile("p", json.dumps({**GOOD, "assertion_audience": "api://x"}))
+
+    @pytest.mark.parametrize(("kind", "algorithm"), [("rsa", None), ("rsa", "PS256"), ("rsa", "RS256"), ("ec", None)])
+    def test_a_certificate_of_the_key_is_named_by_its_thumbprint(self, kind: str, algorithm: str | None) -> None:
+        key = private_key(kind)
+        fields = {"signing_algorithm": algorithm} if algorithm else {}
+        profile = parse_profile("p", json.dumps(jwt_document(key, certificate=certificate_pem(key), **fields)))
+        assert profile.signing_key is not None
+        assert profile.signing_key.algorithm == (algorithm or ("RS256" if kind == "rsa" else "ES256"))
+        assert len(profile.signing_key.certificate_thumbprint or "") == 43  # 32 bytes, base64url, unpadded
+
+    @pytest.mark.parametrize(
+        ("certificate", "algorithm", "named"),
+        [
+            (lambda key: certificate_pem(private_key("rsa")), None, "certificate does not hold"),
+            (lambda key: certificate_pem(key, valid_from_days=-30, valid_until_days=-1), None, "expired"),
+            (lambda key: certificate_pem(key, valid_from_days=2), None, "not yet valid"),
+            (lambda key: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", None, "certificate is not"),
+            (lambda key: certificate_pem(key), "HS256", "signing_algorithm"),
+            (lambda key: certificate_pem(key), "ES256", "signing_algorithm"),
+        ],
+        ids=[
+            "another-key",
+            "expired",
+            "not-yet-valid",
+            "not-a-certificate",
+            "unknown-algorithm",
+            "ec-algorithm-on-rsa",
+        ],
+    )
+    def test_a_certificate_or_algorithm_that_cannot_sign_is_refused_naming_the_field(
+        self, certificate: Any, algorithm: str | None, named: str
+    ) -> None:
+        key = private_key("rsa")
+        fields = {"signing_algorithm": algorithm} if algorithm else {}
+        document = jwt_document(key, certificate=certificate(key), **fields)
+        with pytest.raises(ProfileMisconfigured, match=named) as raised:
+            parse_profile("p", json.dumps(document))
+        assert "BEGIN" not in raised.value.detail
+
+    def test_the_cache_key_separates_profiles_that_differ_only_in_credential_kind(self) -> None:
+        secret = parse_profile("p", json.dumps(GOOD))
+        federated = {k: v for k, v in GOOD.items() if k != "client_secret"}
+        federated.update(auth_method="aws_web_identity_token", assertion_audience="api://AzureADTokenExchange")
+        assert cache_key(secret, frozenset()) != cache_key(parse_profile("p", json.dumps(federated)), frozenset())
 
 
 class TestSensitive:

@@ -14,21 +14,30 @@ so what passes here passes in the broker. Never prints a secret or a whole token
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.config import DEFAULT_REFRESH_AHEAD, DEFAULT_SECRET_PREFIX
+from broker.config import (
+    AWS_ENDPOINT_URL_STS,
+    DEFAULT_REFRESH_AHEAD,
+    DEFAULT_SECRET_PREFIX,
+    Settings,
+    loopback_sts_endpoint,
+)
 from broker.decisions import cache_key
 from broker.errors import BrokerError, ProfileMisconfigured
-from broker.profiles import Profile, parse_profile
+from broker.profiles import AuthMethod, Profile, parse_profile
 from broker.token_endpoint import TokenEndpoint
 from broker.token_table import PARTITION_KEY
-from broker.wiring import AwsClients, aws_clients
+from broker.wiring import AwsClients, aws_clients, web_identity_tokens
 
 TRY_SECONDS = 15.0
 
@@ -83,16 +92,31 @@ def put(arguments: argparse.Namespace, clients: Callable[[], AwsClients]) -> str
 def try_profile(arguments: argparse.Namespace, clients: Callable[[], AwsClients]) -> str:
     profile = _stored(arguments, clients)
     scopes = _scopes(arguments, profile)
+    note = ""
+    web_identity = None
+    if profile.auth_method is AuthMethod.AWS_WEB_IDENTITY_TOKEN:
+        session = boto3.session.Session()
+        if not session.region_name:
+            raise Refused("GetWebIdentityToken needs a region: set AWS_REGION (the broker's)")
+        settings = Settings(table_name="-", region=session.region_name)
+        override = loopback_sts_endpoint(os.environ.get(AWS_ENDPOINT_URL_STS))
+        web_identity = web_identity_tokens(replace(settings, sts_endpoint_override=override), session)
+        note = (
+            " The assertion came from STS GetWebIdentityToken with your own credentials, not the broker's role: "
+            "it names your role as subject, so the authorization server accepts it only if it trusts that too."
+        )
     try:
-        issued = TokenEndpoint().fetch(profile, scopes, time.time() + TRY_SECONDS)
+        issued = TokenEndpoint(web_identity=web_identity).fetch(profile, scopes, time.time() + TRY_SECONDS)
+    except ProfileMisconfigured as error:
+        raise Refused(f"no token for {profile.name}: {error.detail}") from None
     except BrokerError as error:
         upstream = f" ({error.upstream_error})" if error.upstream_error else ""
-        raise Refused(f"no token for {profile.name}: {error.error}{upstream}: {error.description}") from None
+        raise Refused(f"no token for {profile.name}: {error.error}{upstream}: {error.description}{note}") from None
     value = issued.access_token.reveal()
     granted = issued.scope if issued.scope is not None else " ".join(sorted(scopes))
     return (
         f"a token for {profile.name}: {value[:4]}…({len(value)} characters), expires in {issued.expires_in} s, "
-        f"scope {granted!r}"
+        f"scope {granted!r}.{note}"
     )
 
 

@@ -76,13 +76,13 @@ class Settings:
             ),
             negative_cache_seconds=_seconds(environ, NEGATIVE_CACHE_SECONDS, DEFAULT_NEGATIVE_CACHE),
             caller_auth=caller_auth,
-            sts_endpoint_override=_loopback_only(environ.get(AWS_ENDPOINT_URL_STS)),
+            sts_endpoint_override=loopback_sts_endpoint(environ.get(AWS_ENDPOINT_URL_STS)),
             broker_audience=_audience(environ.get(BROKER_AUDIENCE, "").strip(), region),
             renewal_function=_renewal_function(environ.get(RENEWAL_FUNCTION, "").strip()),
         )
 
 
-def _loopback_only(url: str | None) -> str | None:
+def loopback_sts_endpoint(url: str | None) -> str | None:
     """`AWS_ENDPOINT_URL_STS` is honoured for a loopback host only, as urllib3 connects to it (the
     local stack and tests): anywhere else, caller proofs would be judged by whoever runs that
     host, and would hand it the callers' session tokens, so STS itself is used."""

@@ -40,7 +40,8 @@ class CachedToken:
 
 
 def cache_key(profile: Profile, scopes: frozenset[str]) -> str:
-    """One key per (profile, client identity and token URL, scope set, token_params), hashed.
+    """One key per (profile, client identity, credential kind and token URL, scope set,
+    token_params), hashed.
 
     The profile is part of it so that two profiles never share a token, whatever their clients:
     each is admitted by its own `allowed_callers`. The hash keeps names, client ids, URLs and
@@ -51,6 +52,7 @@ def cache_key(profile: Profile, scopes: frozenset[str]) -> str:
         profile.name,
         profile.token_url,
         profile.client_id,
+        str(profile.auth_method),  # a token a secret got is not served where an assertion is expected
         sorted(scopes),
         sorted(profile.token_params.items()),
     ]

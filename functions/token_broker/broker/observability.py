@@ -9,6 +9,8 @@ import re
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from broker.errors import BrokerError, ProfileMisconfigured
+
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token-broker"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenBroker"
 
@@ -82,9 +84,13 @@ def token_fetch_ended(outcome: str) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
-def error_answered(error: str) -> None:
-    """Errors by code, as a dimension, so one alarm can watch a code across every profile."""
-    _with_dimension("ErrorAnswers", "error", error)
+def error_answered(error: BrokerError) -> None:
+    """Errors by code, as a dimension, so one alarm can watch a code across every profile. A
+    misconfigured profile is logged with what to fix (the field, never its value): the answer
+    names nothing."""
+    if isinstance(error, ProfileMisconfigured):
+        logger.error("profile misconfigured", extra={"problem": error.detail}, stacklevel=3)
+    _with_dimension("ErrorAnswers", "error", error.error)
 
 
 def _with_dimension(name: str, dimension: str, value: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker import observability
-from broker.errors import InternalError, ProfileMisconfigured, UnknownProfile
+from broker.errors import InternalError, UnknownProfile
 from broker.profiles import Profile, parse_profile
 
 # How long a container trusts a secret it read; rotation is picked up sooner through
@@ -40,12 +40,7 @@ class ProfileStore:
         now = self._clock()
         if cached is not None and not fresh and now - cached[1] < self._ttl:
             return cached[0]
-        try:
-            profile = parse_profile(name, self._read(name))
-        except ProfileMisconfigured as error:
-            # the operator learns what to fix here; the answer names no field
-            observability.logger.error("profile misconfigured", extra={"profile": name, "problem": error.detail})
-            raise
+        profile = parse_profile(name, self._read(name))
         self._profiles[name] = (profile, now)
         return profile
 

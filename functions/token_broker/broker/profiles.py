@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from broker.callers import BadCallerEntry, CallerRule, parse_caller_rule
@@ -14,11 +15,26 @@ from broker.errors import ProfileMisconfigured
 from broker.sensitive import Sensitive
 from broker.token_request import parse_scopes
 
-CLIENT_SECRET_BASIC = "client_secret_basic"
-CLIENT_SECRET_POST = "client_secret_post"
-PRIVATE_KEY_JWT = "private_key_jwt"
-AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT)
 
+class AuthMethod(StrEnum):
+    """How the broker authenticates as the profile's client at the token endpoint."""
+
+    CLIENT_SECRET_BASIC = "client_secret_basic"  # RFC 6749 §2.3.1
+    CLIENT_SECRET_POST = "client_secret_post"
+    PRIVATE_KEY_JWT = "private_key_jwt"  # RFC 7523, with a key (and certificate) of the profile's
+    AWS_WEB_IDENTITY_TOKEN = "aws_web_identity_token"  # RFC 7523, with a JWT STS issues the broker's role
+
+
+SECRET_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST)
+# The algorithms STS signs web identity tokens with; the first is the default.
+ASSERTION_ALGORITHMS = ("RS256", "ES384")
+# The fields of one method alone: given with another, they say the profile is not what it seems.
+METHOD_FIELDS = {
+    "certificate": AuthMethod.PRIVATE_KEY_JWT,
+    "signing_algorithm": AuthMethod.PRIVATE_KEY_JWT,
+    "assertion_audience": AuthMethod.AWS_WEB_IDENTITY_TOKEN,
+    "assertion_algorithm": AuthMethod.AWS_WEB_IDENTITY_TOKEN,
+}
 FIELDS = frozenset(
     {
         "token_url",
@@ -31,8 +47,10 @@ FIELDS = frozenset(
         "allowed_scopes",
         "token_params",
         "allowed_callers",
+        *METHOD_FIELDS,
     }
 )
+MAX_ASSERTION_AUDIENCE = 1000  # STS's own limit on an audience
 # Form fields the broker sets itself; a profile's token_params may not override them.
 RESERVED_PARAMS = frozenset(
     {"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
@@ -44,12 +62,15 @@ class Profile:
     name: str
     token_url: str
     client_id: str
-    auth_method: str = CLIENT_SECRET_BASIC
+    auth_method: AuthMethod = AuthMethod.CLIENT_SECRET_BASIC
     client_secret: Sensitive | None = None
     private_key: Sensitive | None = None
-    # parsed from private_key; equal profiles are told apart by private_key itself
+    # parsed from private_key (and certificate); equal profiles are told apart by those themselves
     signing_key: SigningKey | None = field(default=None, compare=False)
     key_id: str | None = None
+    certificate: str | None = None
+    assertion_audience: str | None = None  # aws_web_identity_token: the `aud` of STS's JWT
+    assertion_algorithm: str = ASSERTION_ALGORITHMS[0]
     scopes: frozenset[str] = frozenset()
     allowed_scopes: frozenset[str] | None = None
     token_params: dict[str, str] = field(default_factory=dict)
@@ -77,16 +98,35 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
     unknown = sorted(str(key)[:40] for key in document if key not in FIELDS)
     if unknown:
         raise bad(f"unknown field {unknown[0]}")
-    auth_method = document.get("auth_method", CLIENT_SECRET_BASIC)
-    if auth_method not in AUTH_METHODS:
-        raise bad(f"auth_method must be one of {', '.join(AUTH_METHODS)}")
+    try:
+        auth_method = AuthMethod(document.get("auth_method", AuthMethod.CLIENT_SECRET_BASIC))
+    except (ValueError, TypeError):
+        raise bad(f"auth_method must be one of {', '.join(AuthMethod)}") from None
+    foreign = sorted(key for key in document if key in METHOD_FIELDS and METHOD_FIELDS[key] is not auth_method)
+    if foreign:
+        raise bad(f"{foreign[0]} is not used with auth_method {auth_method}")
+    if auth_method is AuthMethod.AWS_WEB_IDENTITY_TOKEN and ({"client_secret", "private_key"} & set(document)):
+        raise bad(f"{auth_method} holds no secret: remove client_secret and private_key")
     client_secret = _optional_text(document, "client_secret", bad)
     private_key = _optional_text(document, "private_key", bad)
-    if auth_method == PRIVATE_KEY_JWT:
-        if private_key is None:
-            raise bad(f"private_key is required for {PRIVATE_KEY_JWT}")
-    elif client_secret is None:
+    if auth_method is AuthMethod.PRIVATE_KEY_JWT and private_key is None:
+        raise bad(f"private_key is required for {auth_method}")
+    if auth_method in SECRET_METHODS and client_secret is None:
         raise bad(f"client_secret is required for {auth_method}")
+    certificate = _optional_text(document, "certificate", bad)
+    signing_key = None
+    if auth_method is AuthMethod.PRIVATE_KEY_JWT and private_key is not None:
+        algorithm = _optional_text(document, "signing_algorithm", bad)
+        signing_key = load_signing_key(private_key, bad, algorithm, certificate)
+    assertion_audience = _optional_text(document, "assertion_audience", bad)
+    assertion_algorithm = document.get("assertion_algorithm", ASSERTION_ALGORITHMS[0])
+    if auth_method is AuthMethod.AWS_WEB_IDENTITY_TOKEN:
+        if assertion_audience is None:
+            raise bad(f"assertion_audience is required for {auth_method} (Entra ID: api://AzureADTokenExchange)")
+        if len(assertion_audience) > MAX_ASSERTION_AUDIENCE:
+            raise bad(f"assertion_audience may be at most {MAX_ASSERTION_AUDIENCE} characters")
+        if assertion_algorithm not in ASSERTION_ALGORITHMS:
+            raise bad(f"assertion_algorithm must be one of {', '.join(ASSERTION_ALGORITHMS)}")
 
     return Profile(
         name=name,
@@ -95,8 +135,11 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
         auth_method=auth_method,
         client_secret=Sensitive(client_secret) if client_secret is not None else None,
         private_key=Sensitive(private_key) if private_key is not None else None,
-        signing_key=(load_signing_key(private_key, bad) if auth_method == PRIVATE_KEY_JWT and private_key else None),
+        signing_key=signing_key,
         key_id=_optional_text(document, "key_id", bad),
+        certificate=certificate,
+        assertion_audience=assertion_audience,
+        assertion_algorithm=assertion_algorithm,
         scopes=parse_scopes(document.get("scopes", []), "scopes", bad),
         allowed_scopes=(
             parse_scopes(document["allowed_scopes"], "allowed_scopes", bad) if "allowed_scopes" in document else None

@@ -1,15 +1,24 @@
-"""STS: checks a caller proof by sending the `GetCallerIdentity` request it signs, rebuilt,
-to the STS endpoint of the broker's own region, and reads the caller's ARN from STS's answer."""
+"""STS, at the endpoint of the broker's own region (never the global one):
+- checks a caller proof by sending the `GetCallerIdentity` request it signs, rebuilt, and reads
+  the caller's ARN from STS's answer;
+- asks `GetWebIdentityToken` for a JWT that says who the broker's own role is, signed with the
+  broker's credentials. Sent as a plain query request (botocore's signer, no service model), it
+  needs no botocore that knows the operation: the Lambda runtime's serves.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
 
 from broker import observability
-from broker.caller_proof import BODY, Audience, CallerProof, sts_request_headers
+from broker.caller_proof import BODY, CONTENT_TYPE, Audience, CallerProof, sts_request_headers
 from broker.callers import PARTITION
-from broker.errors import AccessDenied, AuthenticationUnavailable
+from broker.errors import AccessDenied, AuthenticationUnavailable, ProfileMisconfigured, UpstreamUnavailable
 from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
+from broker.sensitive import Sensitive
 
 PARTITION_SUFFIXES = {
     "aws": "amazonaws.com",
@@ -20,6 +29,30 @@ PARTITION_SUFFIXES = {
     "aws-iso-e": "cloud.adc-e.uk",
     "aws-iso-f": "csp.hci.ic.gov",
     "aws-eusc": "amazonaws.eu",
+}
+# Regions outside the `aws` partition, by their names' prefixes.
+REGION_PARTITIONS = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("eusc-", "aws-eusc"),
+)
+# GetWebIdentityToken's JWTs live this long (STS's default): a credential, kept short.
+WEB_IDENTITY_SECONDS = 300
+_JWS_PART = rb"[A-Za-z0-9_\-]+"
+_WEB_IDENTITY_TOKEN = re.compile(rb"<WebIdentityToken>(%s\.%s\.%s)</WebIdentityToken>" % ((_JWS_PART,) * 3))
+# What a refusal of GetWebIdentityToken means for the operator, by STS's code.
+WEB_IDENTITY_REFUSALS = {
+    "OutboundWebIdentityFederationDisabledException": (
+        "outbound identity federation is not enabled in this account (aws iam enable-outbound-web-identity-federation)"
+    ),
+    "AccessDenied": (
+        "the broker's role may not call sts:GetWebIdentityToken for this assertion_audience and "
+        "assertion_algorithm (the stack's WebIdentityAudiences parameter)"
+    ),
 }
 # STS answers in tens of milliseconds; a caller waits at most this long for it.
 BUDGET_SECONDS = 3.0
@@ -37,11 +70,70 @@ POOL = pool_manager(num_pools=2, maxsize=2)
 
 
 class Sts:
-    def __init__(self, region: str, endpoint_override: str | None = None, pool: object = POOL) -> None:
-        """`endpoint_override` is the loopback STS of the local stack and tests, never another."""
+    def __init__(
+        self,
+        region: str,
+        endpoint_override: str | None = None,
+        pool: object = POOL,
+        credentials: Callable[[], Any] | None = None,
+    ) -> None:
+        """`endpoint_override` is the loopback STS of the local stack and tests, never another.
+        `credentials` gives the credentials the broker's own requests are signed with (botocore's)."""
         self._region = region
         self._override = endpoint_override
         self._pool = pool
+        self._credentials = credentials
+
+    def web_identity_token(self, audience: str, algorithm: str, profile: str, deadline: float) -> Sensitive:
+        """A JWT from `GetWebIdentityToken` for `audience`, signed with `algorithm`. A refusal
+        (the feature off, no permission) is `ProfileMisconfigured`, logged with what to do; an
+        outage or throttling is `UpstreamUnavailable`."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        if self._credentials is None or (credentials := self._credentials()) is None:
+            raise ProfileMisconfigured(f"profile {profile}: the broker has no AWS credentials to ask STS with")
+        host = f"sts.{self._region}.{PARTITION_SUFFIXES[partition_of(self._region)]}"
+        body = urlencode(
+            {
+                "Action": "GetWebIdentityToken",
+                "Version": "2011-06-15",
+                "Audience.member.1": audience,
+                "SigningAlgorithm": algorithm,
+                "DurationSeconds": str(WEB_IDENTITY_SECONDS),
+            }
+        )
+        headers = {"Content-Type": CONTENT_TYPE, "Host": host}
+        request = AWSRequest("POST", f"https://{host}/", data=body, headers=headers)
+        SigV4Auth(credentials.get_frozen_credentials(), "sts", self._region).add_auth(request)
+        unavailable = UpstreamUnavailable(
+            "STS could not issue a web identity token now", retry_after=RETRY_AFTER_SECONDS
+        )
+        try:
+            answer = post(
+                self._pool,  # type: ignore[arg-type]
+                self._override or f"https://{host}/",
+                body,
+                dict(request.headers.items()),
+                deadline=deadline,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+                max_bytes=MAX_ANSWER_BYTES,
+            )
+        except (ExchangeTimeout, ExchangeFailed) as failure:
+            observability.logger.warning("STS unreachable", extra={"failure": type(failure).__name__})
+            raise unavailable from None
+        token = _WEB_IDENTITY_TOKEN.search(answer.body[:MAX_ANSWER_BYTES]) if answer.status == 200 else None
+        if token is not None:
+            return Sensitive(token.group(1).decode())
+        code = _error_code(answer)
+        observability.logger.warning(
+            "STS refused GetWebIdentityToken", extra={"profile": profile, "status": answer.status, "code": code}
+        )
+        if answer.status == 200 or answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES:
+            raise unavailable
+        hint = WEB_IDENTITY_REFUSALS.get(code, "see STS's error code")
+        raise ProfileMisconfigured(f"profile {profile}: STS refused GetWebIdentityToken ({code}): {hint}")
 
     def caller_arn(self, proof: CallerProof, audience: Audience, deadline: float) -> str:
         """The caller's ARN, as STS's answer states it; raises `AccessDenied` when STS refuses
@@ -76,6 +168,11 @@ class Sts:
                 "the caller proof could not be verified now", retry_after=RETRY_AFTER_SECONDS
             )
         raise AccessDenied("STS did not accept the caller proof")
+
+
+def partition_of(region: str) -> str:
+    """The partition a region belongs to, by its name."""
+    return next((partition for prefix, partition in REGION_PARTITIONS if region.startswith(prefix)), "aws")
 
 
 def _identity(answer: Answer, partition: str) -> str:

@@ -18,9 +18,10 @@ from broker.client_assertion import ASSERTION_TYPE, client_assertion
 from broker.decisions import token_lifetime
 from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
 from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
-from broker.profiles import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT, Profile
+from broker.profiles import AuthMethod, Profile
 from broker.rfc6749 import is_access_token, is_error_code, is_granted_scope
 from broker.sensitive import Sensitive
+from broker.web_identity import WebIdentityTokens
 
 CONNECT_TIMEOUT_SECONDS = 3.05
 READ_TIMEOUT_SECONDS = 10.0
@@ -45,6 +46,11 @@ class IssuedToken:
     scope: str | None
 
 
+# How a client authenticates one token request: it adds to the request's form and headers.
+# `deadline` bounds what it may ask of others (STS, for a web identity token).
+Authentication = Callable[[Profile, dict[str, str], dict[str, str], float, float], None]
+
+
 class TokenEndpoint:
     """Asks an authorization server for tokens; the only module that speaks HTTP to one."""
 
@@ -53,10 +59,19 @@ class TokenEndpoint:
         pool: urllib3.PoolManager = POOL,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        web_identity: WebIdentityTokens | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._sleep = sleep
+        self._web_identity = web_identity
+        # client authentication methods as strategies, one per auth_method
+        self._authentications: dict[AuthMethod, Authentication] = {
+            AuthMethod.CLIENT_SECRET_BASIC: _client_secret_basic,
+            AuthMethod.CLIENT_SECRET_POST: _client_secret_post,
+            AuthMethod.PRIVATE_KEY_JWT: _private_key_jwt,
+            AuthMethod.AWS_WEB_IDENTITY_TOKEN: self._aws_web_identity_token,
+        }
 
     def fetch(
         self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int = MAX_ATTEMPTS
@@ -73,7 +88,7 @@ class TokenEndpoint:
             if left <= 0:
                 break
             started = self._clock()
-            body, headers = _token_request(profile, scopes, started)  # per attempt: a fresh jti each time
+            body, headers = self._token_request(profile, scopes, started, deadline)  # a fresh assertion each time
             try:
                 # the deadline bounds the whole exchange: a server trickling its answer is cut off
                 answer = post(
@@ -164,33 +179,63 @@ class TokenEndpoint:
             scope=scope,
         )
 
+    def _token_request(
+        self, profile: Profile, scopes: frozenset[str], now: float, deadline: float
+    ) -> tuple[str, dict[str, str]]:
+        """The form body and headers for one client-credentials request (RFC 6749 §4.4.2)."""
+        form = {"grant_type": "client_credentials"}
+        if scopes:
+            form["scope"] = " ".join(sorted(scopes))
+        form.update(profile.token_params)
+        headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+        self._authentications[profile.auth_method](profile, form, headers, now, deadline)
+        return urlencode(form), headers
+
+    def _aws_web_identity_token(
+        self, profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
+    ) -> None:
+        """The client assertion is a JWT STS issues the broker's role (Entra ID's federated
+        identity credentials trust its issuer, subject and audience)."""
+        if self._web_identity is None or profile.assertion_audience is None:
+            raise ProfileMisconfigured(f"profile {profile.name}: no web identity tokens for {profile.auth_method}")
+        assertion = self._web_identity.assertion(
+            profile.assertion_audience, profile.assertion_algorithm, profile.name, deadline
+        )
+        form.update(
+            client_id=profile.client_id, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion.reveal()
+        )
+
+
+def _client_secret_basic(
+    profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
+) -> None:
+    # RFC 6749 §2.3.1: form-encode id and secret before joining and Base64-encoding them.
+    user_pass = f"{quote_plus(profile.client_id)}:{quote_plus(_secret(profile).reveal())}"
+    headers["Authorization"] = "Basic " + base64.b64encode(user_pass.encode()).decode()
+
+
+def _client_secret_post(
+    profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
+) -> None:
+    form.update(client_id=profile.client_id, client_secret=_secret(profile).reveal())
+
+
+def _private_key_jwt(
+    profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
+) -> None:
+    if profile.signing_key is None:
+        raise ProfileMisconfigured(f"profile {profile.name}: no private_key for {profile.auth_method}")
+    assertion = client_assertion(profile.signing_key, profile.client_id, profile.token_url, profile.key_id, now)
+    form.update(client_id=profile.client_id, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion)
+
+
+def _secret(profile: Profile) -> Sensitive:
+    if profile.client_secret is None:
+        raise ProfileMisconfigured(f"profile {profile.name}: no client_secret for {profile.auth_method}")
+    return profile.client_secret
+
 
 def _backoff(attempt: int) -> float:
     """Exponential backoff with full jitter, so a fleet that failed together does not retry together."""
     # jitter, not cryptography: the standard generator is the right tool
     return random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311  # nosec B311
-
-
-def _token_request(profile: Profile, scopes: frozenset[str], now: float) -> tuple[str, dict[str, str]]:
-    """The form body and headers for one client-credentials request (RFC 6749 §4.4.2)."""
-    form = {"grant_type": "client_credentials"}
-    if scopes:
-        form["scope"] = " ".join(sorted(scopes))
-    form.update(profile.token_params)
-    headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
-    if profile.auth_method == CLIENT_SECRET_BASIC and profile.client_secret is not None:
-        # RFC 6749 §2.3.1: form-encode id and secret before joining and Base64-encoding them.
-        user_pass = f"{quote_plus(profile.client_id)}:{quote_plus(profile.client_secret.reveal())}"
-        headers["Authorization"] = "Basic " + base64.b64encode(user_pass.encode()).decode()
-    elif profile.auth_method == CLIENT_SECRET_POST and profile.client_secret is not None:
-        form["client_id"] = profile.client_id
-        form["client_secret"] = profile.client_secret.reveal()
-    elif profile.auth_method == PRIVATE_KEY_JWT and profile.signing_key is not None:
-        form["client_id"] = profile.client_id
-        form["client_assertion_type"] = ASSERTION_TYPE
-        form["client_assertion"] = client_assertion(
-            profile.signing_key, profile.client_id, profile.token_url, profile.key_id, now
-        )
-    else:
-        raise ProfileMisconfigured(f"profile {profile.name}: no credentials for auth_method {profile.auth_method}")
-    return urlencode(form), headers

@@ -17,6 +17,7 @@ from broker.sts import Sts
 from broker.token_endpoint import TokenEndpoint
 from broker.token_sealer import TokenSealer
 from broker.token_table import TokenTable
+from broker.web_identity import WebIdentityTokens
 
 # The table (and KMS, which only serves the table) is a cache: when it is slow or down, giving
 # up fast and serving without it beats waiting. The SDK does not retry the table at all: a
@@ -66,9 +67,22 @@ def build_service(settings: Settings, clients: AwsClients | None = None) -> Toke
         store=TokenTable(
             clients.dynamodb, settings.table_name, sealer, refusal_seconds=settings.negative_cache_seconds
         ),
-        endpoint=TokenEndpoint(),
+        endpoint=TokenEndpoint(web_identity=web_identity_tokens(settings)),
         renewal_function=renewal_function,
     )
+
+
+def web_identity_tokens(settings: Settings, session: Any = None) -> WebIdentityTokens:
+    """Web identity tokens of the role whose credentials `session` (default: the function's,
+    made at first use: most containers never need one) holds."""
+    made: list[Any] = [session] if session is not None else []
+
+    def credentials() -> Any:
+        if not made:
+            made.append(boto3.session.Session())
+        return made[0].get_credentials()
+
+    return WebIdentityTokens(Sts(settings.region, settings.sts_endpoint_override, credentials=credentials))
 
 
 def build_caller_identity(settings: Settings) -> CallerIdentity:
