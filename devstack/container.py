@@ -33,6 +33,7 @@ def main() -> None:
         request = json.loads(line)
         handler = request.get("handler", "lambda_handler")
         invocation = invoke(app, request["event"], request.get("timeout_seconds", 15.0), handler, request.get("arn"))
+        sys.stdout.write(invocation.emitted)  # what Lambda's log stream would hold
         print(ANSWER_PREFIX + json.dumps(invocation.__dict__), flush=True)
 
 

@@ -84,10 +84,24 @@ def put_on_path() -> None:
             sys.path.insert(0, str(folder))
 
 
+class CurrentStdout(io.TextIOBase):
+    """Whatever `sys.stdout` is at each write. In Lambda the Logger's lines and the EMF documents
+    share one stdout; here `invoke` redirects `sys.stdout` to capture an invocation's, so the
+    Logger's handler (which holds the stream it was made with) writes through this."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def load_handler_module() -> ModuleType:
     """Imports `app` as a cold start does; the environment must be set first."""
     put_on_path()
-    return importlib.import_module("app")
+    app = importlib.import_module("app")
+    app.logger.registered_handler.setStream(CurrentStdout())
+    return app
 
 
 def invoke(
@@ -97,8 +111,8 @@ def invoke(
     handler: str = "lambda_handler",
     function_arn: str | None = None,
 ) -> Invocation:
-    """One invocation of `handler` (as `function_arn`, default the local broker's); the metric
-    names it emitted are read from its EMF output."""
+    """One invocation of `handler` (as `function_arn`, default the local broker's), with what it
+    wrote on stdout (its log lines and EMF documents); the metric names are read from that."""
     emitted = io.StringIO()
     arn = function_arn or FUNCTION_ARN
     context = LambdaContext(timeout_seconds=timeout_seconds, function_name=arn.split(":")[6], invoked_function_arn=arn)

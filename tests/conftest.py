@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
 from devstack.stack import create_profile, create_web_identity_profile
 from devstack.sts import Issued, LocalSts, credentials_environment, with_proof
+from tests import emf
 
 put_on_path()
 # Generated inputs: 300 examples a property in the full suite, 30 in `make test-fast`
@@ -175,17 +177,19 @@ def leaked(corpus: str, sensitive: set[str]) -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def every_metric_is_registered() -> Iterator[None]:
     """Every metric the broker emitted during the suite (its EMF lines, from this process and
-    from every container process) is one `observability.EMITTED` names, with those dimensions:
-    the dashboard and the alarms are held to that registry."""
+    from every container process) is one `observability.EMITTED` names, with those dimensions,
+    in a document CloudWatch can read: the dashboard and the alarms are held to that registry."""
     yield
     from broker.observability import EMITTED
 
     emitted: set[tuple[str, tuple[str, ...]]] = set()
     for output in BROKER_OUTPUT:
         for line in output.splitlines():
-            if not line.startswith('{"_aws"'):
+            if '"_aws":' not in line:
                 continue
-            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+            document = json.loads(line)
+            assert not emf.problems(document), (emf.problems(document), line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
                 for dimensions in directive["Dimensions"]:
                     emitted |= {(metric["Name"], tuple(sorted(dimensions))) for metric in directive["Metrics"]}
     unregistered = sorted(entry for entry in emitted if EMITTED.get(entry[0]) != entry[1])
@@ -196,12 +200,9 @@ class _Collector(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.records: list[logging.LogRecord] = []
-        self.lines: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
-        if self.formatter is not None:
-            self.lines.append(json.loads(self.format(record)))
 
 
 @pytest.fixture
@@ -214,16 +215,30 @@ def broker_log(app_module: ModuleType) -> Iterator[list[logging.LogRecord]]:
     logger.removeHandler(collector)
 
 
+class _Lines(io.TextIOBase):
+    """A stream that keeps every JSON line written to it, and passes everything on."""
+
+    def __init__(self, onward: Any) -> None:
+        self.onward = onward
+        self.lines: list[dict[str, Any]] = []
+
+    def write(self, text: str) -> int:
+        self.lines.extend(json.loads(line) for line in text.splitlines() if line.startswith("{"))
+        return int(self.onward.write(text))
+
+    def flush(self) -> None:
+        self.onward.flush()
+
+
 @pytest.fixture
 def broker_lines(app_module: ModuleType) -> Iterator[list[dict[str, Any]]]:
-    """The broker's log lines during one test, as JSON objects exactly as it writes them (with
-    the keys Powertools adds, such as `correlation_id` and `location`)."""
-    collector = _Collector()
-    collector.setFormatter(app_module.logger.registered_formatter)
-    logger = logging.getLogger(BROKER_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
-    logger.addHandler(collector)
-    yield collector.lines
-    logger.removeHandler(collector)
+    """The broker's log lines during one test, as JSON objects exactly as its Logger's stream
+    receives them (the audit line included, which is written there without a log record)."""
+    handler = app_module.logger.registered_handler
+    lines = _Lines(handler.stream)
+    previous = handler.setStream(lines)
+    yield lines.lines
+    handler.setStream(previous)
 
 
 def http_event(
@@ -428,11 +443,13 @@ def lambda_client(lambda_api: LocalLambdaApi, consumer_session: Any) -> Any:
 
 
 @pytest.fixture
-def tokens(lambda_api: LocalLambdaApi, lambda_client: Any, consumer_session: Any) -> Any:
-    """A TokenClient of the consumer role, invoking the local broker directly."""
+def tokens(lambda_api: LocalLambdaApi, consumer_session: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A TokenClient of the consumer role, invoking the local broker directly as it ships: signing
+    each Invoke itself, sent where the SDK would send it (`AWS_ENDPOINT_URL_LAMBDA`)."""
     from token_client import TokenClient
 
-    return TokenClient(function_name=lambda_api.function_arn, lambda_client=lambda_client, session=consumer_session)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
+    return TokenClient(function_name=lambda_api.function_arn, session=consumer_session)
 
 
 @pytest.fixture(scope="session")

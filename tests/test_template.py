@@ -346,12 +346,15 @@ def test_parameters_have_allowed_values() -> None:
         assert parameters[name]["AllowedPattern"], name
 
 
-def test_lambdas_log_filter_agrees_with_powertools_level() -> None:
+def test_lambdas_log_filter_never_drops_the_metrics() -> None:
+    """Powertools filters by LogLevel. Lambda's filter takes a JSON line without `level` (every
+    EMF document the broker writes on its own) as INFO: above INFO it would drop the metrics."""
     assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert TEMPLATE["Conditions"]["DebugLogs"] == {"Fn::Equals": [{"Ref": "LogLevel"}, "DEBUG"]}
     for name in BROKER_FUNCTIONS:
         logging_config = RESOURCES[name]["Properties"]["LoggingConfig"]
         assert logging_config["LogFormat"] == "JSON"
-        assert logging_config["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+        assert logging_config["ApplicationLogLevel"] == {"Fn::If": ["DebugLogs", "DEBUG", "INFO"]}
 
 
 def test_web_identity_tokens_only_for_the_stacks_audiences_and_only_five_minutes_long() -> None:

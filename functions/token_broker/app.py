@@ -14,15 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-
 from broker import observability
 from broker.caller_identity import Caller, Door
 from broker.config import Settings
 from broker.decisions import CachedToken, expires_in
 from broker.errors import BrokerError, InternalError, ProfileMisconfigured
 from broker.http_route import http_answer, parse_http_event
-from broker.observability import logger, metrics
+from broker.observability import invocation, logger
 from broker.renewal_function import parse_renewal_event
 from broker.token_request import TokenRequest, parse_request
 from broker.wiring import build_caller_identity, build_service
@@ -39,20 +37,17 @@ IDENTITY = build_caller_identity(SETTINGS)
 Parse = Callable[[], tuple[TokenRequest, object]]
 
 
-# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry caller proofs and
-# HTTP headers with session tokens.
-@logger.inject_lambda_context(clear_state=True, log_event=False)
-@metrics.log_metrics
+@invocation
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     observability.correlate_direct_call(getattr(context, "client_context", None))
     answer, _ = serve(Door.DIRECT, context, lambda: (parse_request(event), None))
     return answer
 
 
-# API Gateway's request id (also in its access log) is the correlation id of every log line.
-@logger.inject_lambda_context(clear_state=True, log_event=False, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@metrics.log_metrics
+@invocation
 def http_handler(event: Any, context: Any) -> dict[str, Any]:
+    observability.correlate_gateway_request(event)
+
     def parse() -> tuple[TokenRequest, object]:
         body, gateway_caller = parse_http_event(event)
         return parse_request(body), gateway_caller
@@ -62,8 +57,7 @@ def http_handler(event: Any, context: Any) -> dict[str, Any]:
     return http_answer(status, answer)
 
 
-@logger.inject_lambda_context(clear_state=True, log_event=False)
-@metrics.log_metrics
+@invocation
 def renewal_handler(event: Any, context: Any) -> None:
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
     try:
@@ -83,7 +77,7 @@ def serve(door: Door, context: Any, parse: Parse) -> tuple[dict[str, Any], int]:
     source: str | None = None
     try:
         request, gateway_caller = parse()
-        logger.append_keys(profile=request.profile)
+        observability.about_profile(request.profile)
         caller = IDENTITY.verify(door, request.caller_proof, context.invoked_function_arn, deadline, gateway_caller)
         served = SERVICE.get_token(request, caller, deadline)
         source = served.source
@@ -98,7 +92,6 @@ def serve(door: Door, context: Any, parse: Parse) -> tuple[dict[str, Any], int]:
         observability.error_answered(failure)
     observability.audit(
         path=door,
-        profile=request.profile if request else None,
         caller=caller.arn if caller else None,
         source=source,
         outcome=answer.get("error", "token"),

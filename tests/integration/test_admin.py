@@ -184,7 +184,7 @@ def test_a_refused_credential_is_said_plainly(profiles: Profiles, capsys: pytest
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
     stubber = Stubber(secrets)
     stubber.add_client_error("get_secret_value", "AccessDeniedException", "not authorized", 400)
-    clients = AwsClients(dynamodb=None, secretsmanager=secrets, kms=None)
+    clients = AwsClients(dynamodb=None, secretsmanager=secrets, kms=None, awslambda=None)
 
     with stubber:
         status, _, err = run(capsys, "try", "orders", clients=clients)

@@ -26,15 +26,11 @@ def assert_denied(answer: dict[str, Any]) -> None:
 AUDIT_FIELDS = ("profile", "caller", "path", "source", "outcome", "status")
 
 
-def audit_lines(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
-    """The audit lines among the broker's log records, reduced to their own fields; clears them."""
-    lines = [
-        {name: getattr(record, name, None) for name in AUDIT_FIELDS}
-        for record in records
-        if record.getMessage() == "answered"
-    ]
-    records.clear()
-    return lines
+def audit_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The audit lines among the broker's log lines, reduced to their own fields; clears them."""
+    audit = [{name: line.get(name) for name in AUDIT_FIELDS} for line in lines if line.get("audit") is True]
+    lines.clear()
+    return audit
 
 
 class StsCalls:
@@ -289,7 +285,10 @@ def test_an_sts_answer_that_is_not_a_well_formed_identity_is_denied(
 
 
 def test_audit_mode_serves_and_logs_what_enforce_would_refuse(
-    broker: Broker, profiles: Profiles, consumer: Issued, broker_log: list[logging.LogRecord]
+    broker: Broker,
+    profiles: Profiles,
+    consumer: Issued,
+    broker_lines: list[dict[str, Any]],
 ) -> None:
     broker.new_container(CALLER_AUTH="audit")
     admitted_elsewhere = profiles.create(allowed_callers=["arn:aws:iam::123456789012:role/billing-*"])
@@ -298,23 +297,23 @@ def test_audit_mode_serves_and_logs_what_enforce_would_refuse(
         event = {"profile": admitted_elsewhere}
         invocation = broker.invoke(event, caller=signer) if signer else broker.invoke_unsigned(event)
         assert "access_token" in invocation.answer
-        (warning,) = [r for r in broker_log if r.getMessage() == "caller would be refused (CALLER_AUTH=audit)"]
-        assert (warning.levelno, getattr(warning, "refusal", None)) == (logging.WARNING, "access_denied")
-        assert audit_lines(broker_log)[0]["caller"] == (signer.arn if signer else None)
+        (warning,) = [line for line in broker_lines if line["message"] == "caller would be refused (CALLER_AUTH=audit)"]
+        assert (warning["level"], warning["refusal"]) == ("WARNING", "access_denied")
+        assert audit_lines(broker_lines)[0]["caller"] == (signer.arn if signer else None)
 
 
 def test_one_audit_line_per_answer_says_who_what_how_and_where_from(
-    broker: Broker, profiles: Profiles, consumer: Issued, broker_log: list[logging.LogRecord]
+    broker: Broker, profiles: Profiles, consumer: Issued, broker_lines: list[dict[str, Any]]
 ) -> None:
     profile = profiles.create()
     lines = []
 
     for ask in (broker.invoke, broker.invoke, broker.invoke_unsigned):
         ask({"profile": profile})
-        lines.append(audit_lines(broker_log))
+        lines.append(audit_lines(broker_lines))
     broker.new_container()
     broker.invoke({"profile": profile})
-    lines.append(audit_lines(broker_log))
+    lines.append(audit_lines(broker_lines))
 
     assert lines == [
         [_audit(profile, consumer.arn, "direct", "authorization_server", "token", 200)],
@@ -325,14 +324,14 @@ def test_one_audit_line_per_answer_says_who_what_how_and_where_from(
 
 
 def test_the_http_door_is_audited_with_the_proofs_caller(
-    broker: Broker, profiles: Profiles, consumer: Issued, broker_log: list[logging.LogRecord]
+    broker: Broker, profiles: Profiles, consumer: Issued, broker_lines: list[dict[str, Any]]
 ) -> None:
     profile = profiles.create()
 
     invocation = broker.post({"profile": profile})
 
     assert invocation.answer["statusCode"] == 200
-    assert audit_lines(broker_log) == [_audit(profile, consumer.arn, "http", "authorization_server", "token", 200)]
+    assert audit_lines(broker_lines) == [_audit(profile, consumer.arn, "http", "authorization_server", "token", 200)]
 
 
 def test_audit_mode_serves_the_http_door_and_logs_what_enforce_would_refuse(

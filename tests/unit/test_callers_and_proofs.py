@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import calendar
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from broker.caller_identity import invoked_audience
+from broker.caller_identity import IDENTITIES_MAX, CallerIdentity, Door, invoked_audience
 from broker.caller_proof import (
     SIGNED_HEADERS_LONG_TERM,
     SIGNED_HEADERS_SESSION,
@@ -19,6 +19,7 @@ from broker.caller_proof import (
 )
 from broker.callers import BadCallerEntry, caller_admitted, parse_caller_rule, same_principal
 from broker.errors import AccessDenied, InternalError
+from broker.sts import Sts
 
 ACCOUNT = "123456789012"
 SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/billing-worker/billing-fn"
@@ -240,3 +241,81 @@ class TestAudience:
     def test_broker_audience_is_only_an_unqualified_function_arn(self, value: str) -> None:
         with pytest.raises(ValueError, match="unqualified"):
             parse_audience(value)
+
+
+class StsStandIn:
+    """Answers every proof as one caller's and counts what it is asked (a unit test has no STS)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def caller_arn(self, proof: object, audience: Audience, deadline: float) -> str:
+        self.asked += 1
+        return SESSION
+
+
+class TestRememberedIdentities:
+    """A verified proof is remembered for its window; only that very proof is answered from memory."""
+
+    FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:token-broker"
+
+    def identity(self, sts: StsStandIn, now: float = SIGNED_AT + 1) -> CallerIdentity:
+        return CallerIdentity(cast(Sts, sts), "us-east-1", enforce=True, clock=lambda: now)
+
+    def verify(self, identity: CallerIdentity, proof: dict[str, Any]) -> str | None:
+        return identity.verify(Door.DIRECT, proof, self.FUNCTION, SIGNED_AT + 10).arn
+
+    def test_a_proof_goes_to_sts_once(self) -> None:
+        sts = StsStandIn()
+        identity = self.identity(sts)
+
+        answers = [self.verify(identity, dict(GOOD_PROOF)) for _ in range(3)]
+
+        assert answers == [SESSION] * 3
+        assert sts.asked == 1
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"credential": "ASIAEXAMPLEEXAMPLE13/20261129/us-east-1/sts/aws4_request"},
+            {"amz_date": "20261129T050014Z"},
+            {"security_token": GOOD_PROOF["security_token"] + "A"},
+            {"signed_headers": SIGNED_HEADERS_SESSION.replace("content-type;", "")},
+        ],
+    )
+    def test_a_proof_with_a_remembered_signature_but_another_field_changed_is_not_answered_from_memory(
+        self, change: dict[str, str]
+    ) -> None:
+        sts = StsStandIn()
+        identity = self.identity(sts)
+        self.verify(identity, dict(GOOD_PROOF))
+
+        try:
+            self.verify(identity, GOOD_PROOF | change)
+        except AccessDenied:
+            assert sts.asked == 1  # refused before STS
+        else:
+            assert sts.asked == 2  # STS was asked about it
+
+    def test_a_remembered_proof_past_its_window_is_refused_not_remembered(self) -> None:
+        sts = StsStandIn()
+        now = [SIGNED_AT + 1.0]
+        identity = CallerIdentity(cast(Sts, sts), "us-east-1", enforce=True, clock=lambda: now[0])
+        self.verify(identity, dict(GOOD_PROOF))
+        now[0] = SIGNED_AT + 5 * 60 + 1
+
+        with pytest.raises(AccessDenied):
+            self.verify(identity, dict(GOOD_PROOF))
+        assert sts.asked == 1
+
+    def test_when_full_the_oldest_proof_is_forgotten_first(self) -> None:
+        sts = StsStandIn()
+        identity = self.identity(sts)
+        proofs = [{**GOOD_PROOF, "signature": f"{number:064x}"} for number in range(IDENTITIES_MAX + 1)]
+        for proof in proofs:
+            self.verify(identity, proof)
+
+        self.verify(identity, proofs[-1])
+        assert sts.asked == IDENTITIES_MAX + 1  # the newest is remembered
+        self.verify(identity, proofs[0])
+        assert sts.asked == IDENTITIES_MAX + 2  # the oldest was forgotten to make room

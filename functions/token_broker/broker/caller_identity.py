@@ -1,5 +1,6 @@
 """Who is calling, on either door: the IAM identity STS verifies from the request's caller proof,
-and nothing else. Verified identities are cached in memory, by a hash of the whole proof.
+and nothing else. Verified identities are remembered in memory for the proof's window, each
+with the whole proof it was verified from: only that very proof is answered from memory.
 
 Whoever can invoke a function can write any event, so no field of an event establishes who
 the caller is. On the HTTP door, API Gateway's IAM authorizer names the principal that signed
@@ -11,13 +12,12 @@ that `enforce` would have given, so that admission can log it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from broker.bounded import BoundedMap
 from broker.caller_proof import Audience, parse_audience, parse_caller_proof
 from broker.callers import same_principal
 from broker.errors import AccessDenied, AuthenticationUnavailable, BrokerError, InternalError
@@ -55,7 +55,9 @@ class CallerIdentity:
         self._enforce = enforce
         self._audience = audience
         self._clock = clock
-        self._identities: dict[str, tuple[str, int]] = {}  # proof digest -> (ARN, accepted until)
+        # signature -> (the proof, as the caller sent it; its signer's ARN; accepted until)
+        self._identities: BoundedMap[str, tuple[dict[str, object], str, int]] = BoundedMap(IDENTITIES_MAX)
+        self._invoked: tuple[str, Audience] | None = None  # the last function ARN, and its audience
 
     def verify(
         self, door: Door, raw_proof: object, function_arn: str, deadline: float, gateway_caller: object = None
@@ -64,7 +66,7 @@ class CallerIdentity:
         is the ARN Lambda says this function was invoked as. `gateway_caller` is the principal
         API Gateway names on the HTTP door, if the event names one."""
         try:
-            arn = self._verified(raw_proof, self._audience or invoked_audience(function_arn), deadline)
+            arn = self._verified(raw_proof, self._audience or self._invoked_audience(function_arn), deadline)
             if gateway_caller is not None and not same_principal(gateway_caller, arn):
                 raise AccessDenied("the request's IAM signature and its caller_proof are not the same principal's")
             return Caller(door, arn)
@@ -75,35 +77,24 @@ class CallerIdentity:
 
     def _verified(self, raw_proof: object, audience: Audience, deadline: float) -> str:
         now = self._clock()
-        digest = _digest(raw_proof)
-        known = self._identities.get(digest) if digest else None
-        if known is not None and now <= known[1]:
+        fields = raw_proof if isinstance(raw_proof, dict) else {}
+        signature = fields.get("signature")
+        known = self._identities.get(signature) if isinstance(signature, str) else None
+        if known is not None and known[0] == fields and now <= known[2]:
             # this very proof passed every check and STS before, and is still within its window
-            return known[0]
-        proof = parse_caller_proof(raw_proof, self._region, now)
+            return known[1]
+        proof = parse_caller_proof(raw_proof, self._region, now)  # refuses anything but a dict
         arn = self._sts.caller_arn(proof, audience, min(deadline, now + BUDGET_SECONDS))
-        if len(self._identities) >= IDENTITIES_MAX:
-            self._forget_expired(now)
-        if digest:
-            self._identities[digest] = (arn, proof.accepted_until)
+        # Kept as sent, to be compared whole: its session token is no more exposed in this
+        # process's memory than the tokens the memory tier keeps. The oldest is forgotten first:
+        # its window ends first.
+        self._identities.put(proof.signature.reveal(), (dict(fields), arn, proof.accepted_until))
         return arn
 
-    def _forget_expired(self, now: float) -> None:
-        self._identities = {digest: known for digest, known in self._identities.items() if known[1] >= now}
-        while len(self._identities) >= IDENTITIES_MAX:
-            del self._identities[next(iter(self._identities))]
-
-
-def _digest(raw_proof: object) -> str | None:
-    """A hash of the whole proof as the caller sent it (a parsed JSON value); None for anything
-    that cannot be a proof, which parsing then refuses."""
-    if not isinstance(raw_proof, dict):
-        return None
-    try:
-        canonical = json.dumps(raw_proof, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        return None
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    def _invoked_audience(self, function_arn: str) -> Audience:
+        if self._invoked is None or self._invoked[0] != function_arn:
+            self._invoked = (function_arn, invoked_audience(function_arn))
+        return self._invoked[1]
 
 
 def invoked_audience(function_arn: str) -> Audience:

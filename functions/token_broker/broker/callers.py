@@ -7,6 +7,7 @@ session name: whoever assumes a role chooses that.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -85,6 +86,7 @@ def parse_caller_rule(entry: object) -> CallerRule:
     )
 
 
+@functools.lru_cache(maxsize=1024)  # a container sees few callers, each on every request
 def principal_of(arn: str) -> Principal | None:
     """An assumed-role session or IAM user ARN as a `Principal`; None for anything else
     (a root user, a federated user, a role ARN that no caller can present)."""

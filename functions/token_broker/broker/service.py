@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from broker import observability
+from broker.bounded import BoundedMap
 from broker.caller_identity import Caller
 from broker.callers import CallerRule, caller_admitted
 from broker.config import ENFORCE, Settings
@@ -73,7 +74,9 @@ class TokenService:
         self._renewal_function = renewal_function
         self._clock = clock
         self._sleep = sleep
-        self._memory: dict[str, CachedToken] = {}
+        self._memory: BoundedMap[str, CachedToken] = BoundedMap(MEMORY_TIER_MAX_KEYS)
+        # (profile name, scopes) -> (the profile, its cache key): a key is a hash, made once per profile read
+        self._keys: BoundedMap[tuple[str, frozenset[str]], tuple[Profile, str]] = BoundedMap(MEMORY_TIER_MAX_KEYS)
 
     def get_token(self, request: TokenRequest, caller: Caller, deadline: float) -> Served:
         """A token with at least the applicable min TTL left; `deadline` is epoch seconds.
@@ -84,7 +87,7 @@ class TokenService:
         if profile.allowed_scopes is not None and not scopes <= profile.allowed_scopes:
             outside = sorted(scopes - profile.allowed_scopes)[0]
             raise InvalidScope(f"scope {outside} is not allowed for profile {profile.name}")
-        key = cache_key(profile, scopes)
+        key = self._cache_key(profile, scopes)
         settings = self._settings
         want = Want(
             min_ttl=effective_min_ttl(settings.min_ttl_seconds, request.min_ttl),
@@ -134,7 +137,7 @@ class TokenService:
         """The renewal function's work: renew the key whose lease `renewal` names, with the whole
         lease to finish. An event naming no lease the table holds renews nothing."""
         profile = self._profiles.get(renewal.profile)
-        key = cache_key(profile, renewal.scopes)
+        key = self._cache_key(profile, renewal.scopes)
         try:
             entry = self._store.read(key)
         except (StoreUnavailable, Throttled):
@@ -298,6 +301,14 @@ class TokenService:
                 self._sleep(pause)
                 wait = min(STORE_RETRY_MAX_SECONDS, wait * 2)
 
+    def _cache_key(self, profile: Profile, scopes: frozenset[str]) -> str:
+        known = self._keys.get((profile.name, scopes))
+        if known is not None and known[0] is profile:
+            return known[1]
+        key = cache_key(profile, scopes)
+        self._keys.put((profile.name, scopes), (profile, key))
+        return key
+
     def _read(self, key: str) -> Entry | TableState:
         try:
             return self._store.read(key)
@@ -316,7 +327,5 @@ class TokenService:
             observability.cache_miss()
         else:
             observability.cache_hit(step.source)
-        if key not in self._memory and len(self._memory) >= MEMORY_TIER_MAX_KEYS:
-            del self._memory[next(iter(self._memory))]
-        self._memory[key] = step.token
+        self._memory.put(key, step.token)
         return Served(step.token, step.source)
