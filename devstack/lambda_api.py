@@ -1,7 +1,8 @@
 """Local doors to the broker's real handlers, no Docker: the Lambda Invoke API (as
-`sam local start-lambda` serves it) and `POST /token` as an HTTP API with an IAM authorizer
-passes it on: the request must be SigV4-signed for `execute-api` with credentials the local STS
-issued, and the event names the signer as API Gateway would.
+`sam local start-lambda` serves it, but strict as Lambda is: an Invoke must be SigV4-signed for
+`lambda` with credentials the local STS issued) and `POST /token` as an HTTP API with an IAM
+authorizer passes it on: the request must be SigV4-signed for `execute-api` the same way, and
+the event names the signer as API Gateway would.
 
 Each function is one warm container: its invocations run one at a time. The broker's direct
 function runs in this process (tests look into it); the renewal function in a process of its
@@ -30,6 +31,13 @@ from devstack.container import ContainerProcess
 from devstack.lambda_host import FUNCTION_ARN, RENEWAL_FUNCTION_ARN, ClientContext, LambdaContext
 from devstack.loopback import LoopbackServer
 from devstack.sts import LocalSts
+
+# What Lambda calls the refusals of a signature that the local STS names as STS does.
+LAMBDA_REFUSALS = {
+    "IncompleteSignature": "IncompleteSignatureException",
+    "InvalidClientTokenId": "UnrecognizedClientException",
+    "SignatureDoesNotMatch": "InvalidSignatureException",
+}
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,9 @@ class LocalLambdaApi:
         return response(environ, start_response)
 
     def _invoke(self, request: Request, name: str) -> Response:
+        signer, (code, message) = self._sts.verify(request, request.get_data(), "lambda")
+        if signer is None:  # Lambda refuses a request not signed by credentials STS issued, in its words
+            return Response(json.dumps({"message": message}), 403, {"x-amzn-errortype": LAMBDA_REFUSALS[code]})
         function = next((function for function in self._functions if function.answers_to(name)), None)
         if function is None:
             body = {"Type": "User", "Message": f"Function not found: {name}"}

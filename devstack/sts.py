@@ -239,7 +239,8 @@ class LocalSts:
         canonical_request = "\n".join(
             [
                 request.method,
-                quote(request.path, safe="/-_.~"),
+                # the path as sent, encoded once more: AWS's canonical URI for every service but S3
+                quote(request.environ.get("RAW_URI", request.path).split("?")[0], safe="/-_.~"),
                 _canonical_query(request.query_string.decode()),
                 canonical_headers,
                 authorization["signed_headers"],

@@ -1,5 +1,6 @@
-"""token_client, the consumer library, driving a real boto3 Lambda client against the local
-Invoke API endpoint, which runs the broker's real handler."""
+"""token_client, the consumer library, invoking the broker through the local Invoke API, which
+checks each Invoke's SigV4 signature as Lambda does and runs the broker's real handler: signing
+the Invoke itself (as it ships), or through a boto3 Lambda client it is given."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from botocore.config import Config
 from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import FUNCTION_ARN
+from devstack.loopback import LoopbackServer
 from devstack.sts import Issued, LocalSts
 from tests.conftest import Broker, Profiles, credentials_environment
-from token_client import BrokerForbidden, BrokerNotFound, BrokerUnreachable, TokenBrokerError, TokenClient
+from token_client import (
+    BrokerForbidden,
+    BrokerNotFound,
+    BrokerUnreachable,
+    ClientMisconfigured,
+    TokenBrokerError,
+    TokenClient,
+)
 
 
 def without_proof(event: dict[str, Any]) -> dict[str, Any]:
@@ -325,3 +334,123 @@ def test_a_failed_advisory_call_keeps_the_current_token_and_the_mandatory_window
     assert kept == [current] * 3
     assert [event.get("min_ttl") for event in lambda_api.invocations] == [None, 78, None]
     assert renewed.expires_at > current.expires_at
+
+
+def test_an_invoke_signed_with_credentials_sts_never_issued_is_client_misconfigured(
+    lambda_api: LocalLambdaApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
+    stranger = boto3.session.Session(
+        aws_access_key_id="AKIAEXAMPLEEXAMPLE99", aws_secret_access_key="x" * 40, region_name="us-east-1"
+    )
+    client = TokenClient(function_name=lambda_api.function_arn, session=stranger)
+
+    with pytest.raises(ClientMisconfigured) as raised:
+        client.get_token("p")
+
+    assert "UnrecognizedClientException" in raised.value.description
+    assert not raised.value.retryable
+    assert lambda_api.invocations == []
+
+
+def test_an_unknown_function_invoked_by_the_client_itself_is_broker_not_found(
+    lambda_api: LocalLambdaApi, consumer_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
+    client = TokenClient(
+        function_name=FUNCTION_ARN.replace("token-broker", "no-such-function"), session=consumer_session
+    )
+
+    with pytest.raises(BrokerNotFound, match="no-such-function"):
+        client.get_token("p")
+
+
+class ThrottledLambda:
+    """Lambda answering every Invoke 429, as it does when the function's concurrency is spent
+    (which no local function can be made to reach); counts the Invokes."""
+
+    def __init__(self) -> None:
+        self.invokes = 0
+        self.server = LoopbackServer(self._wsgi, "throttled-lambda")
+        self.server.start()
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.invokes += 1
+        headers = [("x-amzn-ErrorType", "TooManyRequestsException"), ("Content-Type", "application/json")]
+        start_response("429 Too Many Requests", headers)
+        return [b'{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User"}']
+
+
+def test_a_throttled_invoke_is_tried_twice_then_broker_unreachable(
+    consumer_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lambda_service = ThrottledLambda()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_service.server.url)
+    client = TokenClient(function_name=FUNCTION_ARN, session=consumer_session)
+    try:
+        with pytest.raises(BrokerUnreachable, match="TooManyRequestsException") as raised:
+            client.get_token("p")
+    finally:
+        lambda_service.server.stop()
+
+    assert lambda_service.invokes == 2
+    assert raised.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("environment", "endpoint"),
+    [
+        ({}, "https://lambda.eu-west-1.amazonaws.com"),
+        ({"AWS_USE_FIPS_ENDPOINT": "true"}, "https://lambda-fips.eu-west-1.amazonaws.com"),
+        ({"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "https://lambda.eu-west-1.api.aws"),
+        (
+            {"AWS_ENDPOINT_URL": "https://vpce-1.lambda.eu-west-1.vpce.amazonaws.com/"},
+            "https://vpce-1.lambda.eu-west-1.vpce.amazonaws.com",
+        ),
+        (
+            {"AWS_ENDPOINT_URL": "https://elsewhere.example", "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:3001"},
+            "http://127.0.0.1:3001",
+        ),
+        (
+            {"AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:3001", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"},
+            "https://lambda.eu-west-1.amazonaws.com",
+        ),
+    ],
+)
+def test_the_invoke_goes_where_the_sdk_would_send_it(
+    environment: dict[str, str], endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from token_client.caller_proof import Broker as BrokerArn
+    from token_client.transports import lambda_endpoint
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert lambda_endpoint(BrokerArn("arn:aws:lambda:eu-west-1:123456789012:function:token-broker:live")) == endpoint
+
+
+def test_an_endpoint_in_china_is_in_chinas_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    from token_client.caller_proof import Broker as BrokerArn
+    from token_client.transports import lambda_endpoint
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_LAMBDA", raising=False)
+
+    arn = "arn:aws-cn:lambda:cn-north-1:123456789012:function:token-broker"
+    assert lambda_endpoint(BrokerArn(arn)) == "https://lambda.cn-north-1.amazonaws.com.cn"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://lambda.example.com", "https://user:pass@lambda.example.com", "ftp://127.0.0.1"]
+)
+def test_an_endpoint_that_is_not_https_or_loopback_http_is_refused_before_any_request(
+    url: str, consumer_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
+
+    with pytest.raises(ClientMisconfigured, match="AWS_ENDPOINT_URL_LAMBDA"):
+        TokenClient(function_name=FUNCTION_ARN, session=consumer_session)

@@ -57,7 +57,9 @@ class Broker:
             )
         self.audience: str = match["audience"]
         self.region: str = match["region"]
-        self.sts_host = f"sts.{self.region}.{PARTITION_SUFFIXES[match['partition']]}"
+        self.partition: str = match["partition"]
+        self.domain = PARTITION_SUFFIXES[self.partition]  # AWS's endpoints' domain in that partition
+        self.sts_host = f"sts.{self.region}.{self.domain}"
 
 
 class Prover:

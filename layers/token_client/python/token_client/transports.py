@@ -10,38 +10,58 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import os
+import random
 import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from token_client.caller_proof import Broker, NoCredentials, Prover
-from token_client.errors import BrokerFailed, BrokerForbidden, BrokerNotFound, BrokerUnreachable, ClientMisconfigured
+from token_client.errors import (
+    BrokerFailed,
+    BrokerForbidden,
+    BrokerNotFound,
+    BrokerUnreachable,
+    ClientMisconfigured,
+    TokenBrokerError,
+)
 
 # The broker's function times out after 15 s; an answer is waited for a little longer than that.
 BROKER_TIMEOUT_SECONDS = 15
 CONNECT_TIMEOUT_SECONDS = 2.0
 READ_TIMEOUT_SECONDS = BROKER_TIMEOUT_SECONDS + 5.0
-# One retry of a failed connection or a throttled invoke; never more, a caller is waiting.
-LAMBDA_CLIENT_CONFIG = Config(
-    connect_timeout=CONNECT_TIMEOUT_SECONDS,
-    read_timeout=READ_TIMEOUT_SECONDS,
-    retries={"max_attempts": 2, "mode": "standard"},
+# One retry of a failed connection or a throttled or failing Lambda; never more, a caller waits.
+INVOKE_ATTEMPTS = 2
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Lambda's answers to a request whose signature or credentials it cannot accept.
+CREDENTIALS_REFUSED = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "ExpiredTokenException",
+    }
 )
 _EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
 
 
 class LambdaTransport:
     """Direct invocation of the broker's function; every request carries a caller proof signed
-    with the session's credentials (one proof per 4 minutes and set of credentials)."""
+    with the session's credentials (one proof per 4 minutes and set of credentials).
+
+    The `Invoke` request is signed here with botocore's SigV4 signer and sent with urllib3, as
+    the SDK would send it (its endpoint, `AWS_ENDPOINT_URL_LAMBDA` or `AWS_ENDPOINT_URL` too),
+    since making a boto3 Lambda client is most of a consumer's cold start; a `lambda_client`
+    given is used instead."""
 
     name = "lambda"
 
@@ -51,50 +71,117 @@ class LambdaTransport:
         session: Callable[[], Any],
         lambda_client: Any = None,
         clock: Callable[[], float] = time.time,
+        pool: urllib3.PoolManager | None = None,
     ) -> None:
         try:
             broker = Broker(function_arn)
         except ValueError as error:
             raise ClientMisconfigured(str(error)) from error
         self.function_arn = function_arn
+        self._broker = broker
         self._session = session
         self._lambda = lambda_client
         self._prover = Prover(broker, session, clock)
+        if lambda_client is None:
+            endpoint = lambda_endpoint(broker)
+            self._url = f"{endpoint}/2015-03-31/functions/{quote(function_arn, safe='')}/invocations"
+            self._pool = pool or urllib3.PoolManager(num_pools=1, maxsize=4)
 
     def ask(self, request: dict[str, Any], request_id: str) -> dict[str, Any]:
         payload = json.dumps({**request, "caller_proof": _proof(self._prover)}).encode()
         # the broker logs this id as the correlation id of every line of this invocation
         client_context = base64.b64encode(json.dumps({"custom": {"request_id": request_id}}).encode()).decode()
+        if self._lambda is not None:
+            function_error, body = self._invoke_with_client(payload, client_context)
+        else:
+            function_error, body = self._invoke(payload, client_context)
+        if function_error:
+            raise BrokerFailed(f"the broker failed ({function_error})")
+        return _json_object(body)
+
+    def _invoke(self, payload: bytes, client_context: str) -> tuple[str | None, bytes]:
+        """Lambda's `Invoke`, retried once (after a pause under a second) when the connection
+        fails or Lambda is throttled or failing, as the SDK's standard retry mode would."""
+        headers = {
+            "Content-Type": "application/json",
+            "X-Amz-Invocation-Type": "RequestResponse",
+            "X-Amz-Client-Context": client_context,
+        }
+        attempt = 1
+        while True:
+            signed = AWSRequest("POST", self._url, data=payload, headers=headers)
+            credentials = _frozen_credentials(self._session, "invoke the broker")
+            SigV4Auth(credentials, "lambda", self._broker.region).add_auth(signed)
+            try:
+                response = self._pool.request(
+                    "POST",
+                    self._url,
+                    body=payload,
+                    headers=dict(signed.headers),
+                    timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+                    retries=False,
+                    redirect=False,
+                )
+            except urllib3.exceptions.ReadTimeoutError as error:  # the broker had its 15 s: asking again won't help
+                raise BrokerUnreachable("the broker could not be invoked: ReadTimeoutError") from error
+            except urllib3.exceptions.HTTPError as error:
+                if attempt == INVOKE_ATTEMPTS:
+                    raise BrokerUnreachable(f"the broker could not be invoked: {type(error).__name__}") from error
+            else:
+                if response.status == 200:
+                    return response.headers.get("X-Amz-Function-Error"), response.data
+                code = response.headers.get("X-Amzn-ErrorType", "").split(":")[0] or f"HTTP {response.status}"
+                if response.status not in RETRIED_STATUSES or attempt == INVOKE_ATTEMPTS:
+                    raise self._refused(code)
+            attempt += 1
+            time.sleep(random.random())  # noqa: S311  # nosec B311  # jitter, not cryptography
+
+    def _invoke_with_client(self, payload: bytes, client_context: str) -> tuple[str | None, bytes]:
         try:
-            response = self._client().invoke(
+            response = self._lambda.invoke(
                 FunctionName=self.function_arn,
                 InvocationType="RequestResponse",
                 Payload=payload,
                 ClientContext=client_context,
             )
-            body = response["Payload"].read()
+            body: bytes = response["Payload"].read()
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "ClientError")
-            if code == "AccessDeniedException":
-                raise BrokerForbidden(
-                    f"this role may not invoke {self.function_arn}: grant lambda:InvokeFunction "
-                    "(the stack's TokenBrokerInvokePolicyArn)"
-                ) from error
-            if code == "ResourceNotFoundException":
-                raise BrokerNotFound(f"no function {self.function_arn}: check the ARN, alias and region") from error
-            raise BrokerUnreachable(f"the broker could not be invoked: {code}") from error
+            raise self._refused(error.response.get("Error", {}).get("Code", "ClientError")) from error
         except NoCredentialsError as error:
             raise ClientMisconfigured("no AWS credentials to invoke the broker with") from error
         except BotoCoreError as error:
             raise BrokerUnreachable(f"the broker could not be invoked: {type(error).__name__}") from error
-        if response.get("FunctionError"):
-            raise BrokerFailed(f"the broker failed ({response['FunctionError']})")
-        return _json_object(body)
+        return response.get("FunctionError"), body
 
-    def _client(self) -> Any:
-        if self._lambda is None:
-            self._lambda = self._session().client("lambda", config=LAMBDA_CLIENT_CONFIG)
-        return self._lambda
+    def _refused(self, code: str) -> TokenBrokerError:
+        """What Lambda's refusal to invoke the broker means to the caller."""
+        if code == "AccessDeniedException":
+            return BrokerForbidden(
+                f"this role may not invoke {self.function_arn}: grant lambda:InvokeFunction "
+                "(the stack's TokenBrokerInvokePolicyArn)"
+            )
+        if code == "ResourceNotFoundException":
+            return BrokerNotFound(f"no function {self.function_arn}: check the ARN, alias and region")
+        if code in CREDENTIALS_REFUSED:
+            return ClientMisconfigured(f"Lambda refused this caller's credentials ({code}): check them and the clock")
+        return BrokerUnreachable(f"the broker could not be invoked: {code}")
+
+
+def lambda_endpoint(broker: Broker) -> str:
+    """Where the SDK would send the broker's `Invoke`: `AWS_ENDPOINT_URL_LAMBDA`, else
+    `AWS_ENDPOINT_URL` (unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`), else Lambda's endpoint in the
+    function's region, its FIPS or dual-stack one where `AWS_USE_FIPS_ENDPOINT` or
+    `AWS_USE_DUALSTACK_ENDPOINT` ask for it."""
+    configured = None
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
+        configured = os.environ.get("AWS_ENDPOINT_URL_LAMBDA") or os.environ.get("AWS_ENDPOINT_URL")
+    if configured:
+        _route_host(configured, what="AWS_ENDPOINT_URL_LAMBDA")
+        return configured.rstrip("/")
+    service = "lambda-fips" if os.environ.get("AWS_USE_FIPS_ENDPOINT", "").lower() == "true" else "lambda"
+    dual_stack = os.environ.get("AWS_USE_DUALSTACK_ENDPOINT", "").lower() == "true"
+    domain = "api.aws" if dual_stack and broker.partition == "aws" else broker.domain
+    return f"https://{service}.{broker.region}.{domain}"
 
 
 class HttpTransport:
@@ -131,7 +218,9 @@ class HttpTransport:
         """`request_id` is only logged here: the broker correlates by API Gateway's own id."""
         body = json.dumps({**request, "caller_proof": _proof(self._prover)}).encode()
         signed = AWSRequest("POST", self.url, data=body, headers={"Content-Type": "application/json"})
-        SigV4Auth(self._credentials(), "execute-api", self._region_name()).add_auth(signed)
+        SigV4Auth(_frozen_credentials(self._session, "sign the request"), "execute-api", self._region_name()).add_auth(
+            signed
+        )
         try:
             response = self._pool.request(
                 "POST",
@@ -165,12 +254,6 @@ class HttpTransport:
             raise BrokerFailed(f"the broker's route answered HTTP {response.status} without a token")
         return document
 
-    def _credentials(self) -> Any:
-        credentials = self._session().get_credentials()
-        if credentials is None:
-            raise ClientMisconfigured("no AWS credentials to sign the request with")
-        return credentials.get_frozen_credentials()
-
     def _region_name(self) -> str:
         region = self._region or self._session().region_name
         if not region:
@@ -185,18 +268,25 @@ def _proof(prover: Prover) -> dict[str, Any]:
         raise ClientMisconfigured(str(error)) from None
 
 
-def _route_host(url: str) -> str:
-    """The route's host as urllib3 connects to it; the URL is https (http only on loopback), with
+def _frozen_credentials(session: Callable[[], Any], to: str) -> Any:
+    credentials = session().get_credentials()
+    if credentials is None:
+        raise ClientMisconfigured(f"no AWS credentials to {to} with")
+    return credentials.get_frozen_credentials()
+
+
+def _route_host(url: str, what: str = "the broker's URL") -> str:
+    """The URL's host as urllib3 connects to it; the URL is https (http only on loopback), with
     no credentials and no backslash, so that what is checked is what is dialled."""
     try:
         parsed = parse_url(url) if "\\" not in url else None
     except LocationParseError:
         parsed = None
     if parsed is None or parsed.auth is not None or not parsed.host:
-        raise ClientMisconfigured("the broker's URL must be an https URL with a host and no credentials")
+        raise ClientMisconfigured(f"{what} must be an https URL with a host and no credentials")
     host = parsed.host.strip("[]")
     if parsed.scheme != "https" and not (parsed.scheme == "http" and _is_loopback(host)):
-        raise ClientMisconfigured("the broker's URL must be https (http only on a loopback host)")
+        raise ClientMisconfigured(f"{what} must be https (http only on a loopback host)")
     return host
 
 
