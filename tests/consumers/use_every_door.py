@@ -5,6 +5,7 @@ argv: the broker's function ARN, its HTTP route's URL, a profile, and the resour
 """
 
 import asyncio
+import importlib.metadata
 import json
 import sys
 
@@ -19,6 +20,7 @@ over_http = TokenClient(url=route_url, audience=function_arn, region="us-east-1"
 results = {
     "core_imports": core_imports,
     "location": token_client.__file__,
+    "version": [token_client.__version__, importlib.metadata.version("token-client")],
     "lambda": direct.token(profile).expires_in() > 60,
     "http": over_http.token(profile).scope,
 }

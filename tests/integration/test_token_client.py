@@ -454,3 +454,38 @@ def test_an_endpoint_that_is_not_https_or_loopback_http_is_refused_before_any_re
 
     with pytest.raises(ClientMisconfigured, match="AWS_ENDPOINT_URL_LAMBDA"):
         TokenClient(function_name=FUNCTION_ARN, session=consumer_session)
+
+
+@pytest.mark.parametrize(
+    ("scopes", "asked"),
+    [("customScope", ["customScope"]), ("orders.read  customScope", ["customScope", "orders.read"])],
+)
+def test_a_string_of_scopes_is_oauths_space_separated_list(
+    scopes: str, asked: list[str], tokens: TokenClient, lambda_api: LocalLambdaApi, profiles: Profiles
+) -> None:
+    profile = profiles.create(allowed_scopes=["customScope", "orders.read"])
+
+    tokens.get_token(profile, scopes=scopes)
+    tokens.get_token(profile, scopes=list(reversed(asked)))  # the same set: the token kept
+
+    assert [without_proof(event) for event in lambda_api.invocations] == [{"profile": profile, "scopes": asked}]
+
+
+def test_scopes_that_are_not_strings_are_a_type_error_before_any_call(
+    tokens: TokenClient, lambda_api: LocalLambdaApi
+) -> None:
+    with pytest.raises(TypeError, match="space-separated"):
+        tokens.get_token("p", scopes=[b"customScope"])  # type: ignore[list-item]
+    assert lambda_api.invocations == []
+
+
+def test_the_broker_is_named_by_its_arn_under_either_name(consumer_session: Any) -> None:
+    by_arn = TokenClient(function_arn=FUNCTION_ARN, session=consumer_session)
+    by_contract_name = TokenClient(function_name=FUNCTION_ARN, session=consumer_session)
+    positional = TokenClient(FUNCTION_ARN, session=consumer_session)
+
+    assert by_arn.function_arn == by_contract_name.function_arn == positional.function_arn == FUNCTION_ARN
+    with pytest.raises(ClientMisconfigured, match="once"):
+        TokenClient(function_arn=FUNCTION_ARN, function_name=FUNCTION_ARN + ":live", session=consumer_session)
+    with pytest.raises(ClientMisconfigured, match="TokenBrokerAliasArn"):
+        TokenClient(function_arn="token-broker", session=consumer_session)

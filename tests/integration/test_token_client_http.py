@@ -20,7 +20,7 @@ from devstack.authserver import LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
 from devstack.sts import Issued
 from tests.conftest import Broker, Profiles
-from token_client import ClientMisconfigured, TokenClient
+from token_client import BrokerUnreachable, ClientMisconfigured, TokenClient
 from token_client.httpx_auth import TokenAuth as HttpxAuth
 from token_client.requests_auth import TokenAuth as RequestsAuth
 from token_client.urllib3_auth import request as urllib3_request
@@ -185,3 +185,31 @@ def test_a_401_within_the_brokers_cooldown_is_not_retried_with_the_same_token(
     # Then the refusal is the answer: the same token would be refused again
     assert status == 401
     assert len(api.seen) == 1
+
+
+LIBRARY_ERRORS = {
+    "requests": requests.RequestException,
+    "httpx": httpx.RequestError,
+    "urllib3": urllib3.exceptions.HTTPError,
+}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_an_adapters_failure_to_get_a_token_is_its_librarys_error_too(
+    adapter: str, profiles: Profiles, consumer_session: Any, apis: Callable[..., Api]
+) -> None:
+    # Given a client whose broker cannot be reached (nothing listens on port 9)
+    unreachable = TokenClient(
+        url="http://127.0.0.1:9", audience="arn:aws:lambda:us-east-1:123456789012:function:b", session=consumer_session
+    )
+    api = apis("127.0.0.1", [200])
+
+    # When a request through the adapter needs a token
+    with pytest.raises(LIBRARY_ERRORS[adapter]) as raised:
+        get_with(adapter, unreachable, profiles.create(), api.url)
+
+    # Then the HTTP library's own `except` catches it, and it is still the broker client's error
+    assert isinstance(raised.value, BrokerUnreachable)
+    assert (raised.value.error, raised.value.status, raised.value.retryable) == ("broker_unreachable", 503, True)
+    assert isinstance(raised.value.__cause__, BrokerUnreachable)
+    assert api.seen == []  # nothing was sent without a token

@@ -9,7 +9,7 @@ Adapters for HTTP clients, imported only when used: `token_client.requests_auth`
 `token_client.httpx_auth`, `token_client.urllib3_auth`.
 """
 
-from token_client.client import DEFAULT_MIN_TTL_SECONDS, Token, TokenClient
+from token_client.client import DEFAULT_MIN_TTL_SECONDS, Scopes, Token, TokenClient
 from token_client.errors import (
     BrokerFailed,
     BrokerForbidden,
@@ -19,6 +19,9 @@ from token_client.errors import (
     TokenBrokerError,
 )
 
+# The package's version, released as token-client on PyPI (the one place it is written).
+__version__ = "0.3.0"
+
 __all__ = [
     "DEFAULT_MIN_TTL_SECONDS",
     "BrokerFailed",
@@ -26,7 +29,9 @@ __all__ = [
     "BrokerNotFound",
     "BrokerUnreachable",
     "ClientMisconfigured",
+    "Scopes",
     "Token",
     "TokenBrokerError",
     "TokenClient",
+    "__version__",
 ]

@@ -17,12 +17,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from urllib3.util import parse_url
 
 from token_client.errors import BrokerFailed, ClientMisconfigured, TokenBrokerError
 from token_client.transports import HttpTransport, LambdaTransport
+
+if TYPE_CHECKING:  # boto3-stubs' types, where installed; nothing is imported at run time
+    from boto3.session import Session
+    from mypy_boto3_lambda import LambdaClient
 
 BROKER_FUNCTION_ENV = "TOKEN_BROKER_FUNCTION"
 BROKER_URL_ENV = "TOKEN_BROKER_URL"
@@ -38,6 +42,8 @@ ADVISORY_SECONDS = 60.0
 logger = logging.getLogger("token_client")
 
 _Key = tuple[str, frozenset[str] | None]
+# Scopes as a list, or as OAuth writes them: one string, space-separated ("orders.read orders.write").
+Scopes = str | Iterable[str]
 
 
 @dataclass(frozen=True)
@@ -81,26 +87,31 @@ class TokenClient:
 
     def __init__(
         self,
-        function_name: str | None = None,
-        lambda_client: Any = None,
+        function_arn: str | None = None,
+        lambda_client: LambdaClient | None = None,
         *,
         url: str | None = None,
         audience: str | None = None,
         region: str | None = None,
-        session: Any = None,
+        session: Session | None = None,
         clock: Callable[[], float] = time.time,
+        function_name: str | None = None,
     ) -> None:
-        """The broker is its function, by ARN (an alias ARN too: `function_name`, else env
-        `TOKEN_BROKER_FUNCTION`), invoked directly with a caller proof; or, for services that
-        are not Lambdas, its HTTP route (`url`, else env `TOKEN_BROKER_URL`; `region`, else the
-        URL's or the session's), signed with SigV4, with a caller proof for the broker's
-        `audience` (else env `TOKEN_BROKER_AUDIENCE`: the stack output TokenBrokerAudience).
-        `session` (a boto3 Session, default: a new one) provides the credentials, and the Lambda
-        client unless `lambda_client` is given."""
+        """The broker is its function, by its alias ARN (`function_arn`, the stack output
+        TokenBrokerAliasArn; else env `TOKEN_BROKER_FUNCTION`), invoked directly with a caller
+        proof; or, for services that are not Lambdas, its HTTP route (`url`, else env
+        `TOKEN_BROKER_URL`; `region`, else the URL's or the session's), signed with SigV4, with a
+        caller proof for the broker's `audience` (else env `TOKEN_BROKER_AUDIENCE`: the stack
+        output TokenBrokerAudience). `session` (a boto3 Session, default: a new one) provides the
+        credentials; the client signs each Invoke itself unless `lambda_client` is given.
+        `function_name` is the contract's first name for `function_arn`: the same ARN."""
+        if function_arn and function_name and function_arn != function_name:
+            raise ClientMisconfigured("name the broker once: function_arn and function_name are the same parameter")
+        function_arn = function_arn or function_name
         self._session = session
         self._clock = clock
-        name = function_name or (None if url else os.environ.get(BROKER_FUNCTION_ENV))
-        address = url or (None if function_name else os.environ.get(BROKER_URL_ENV))
+        name = function_arn or (None if url else os.environ.get(BROKER_FUNCTION_ENV))
+        address = url or (None if function_arn else os.environ.get(BROKER_URL_ENV))
         if name and address:
             raise ClientMisconfigured("name the broker once: by function ARN or by URL, not both")
         self._transport: LambdaTransport | HttpTransport
@@ -116,19 +127,20 @@ class TokenClient:
             self._transport = HttpTransport(address, self._boto_session, audience, region, clock)
         else:
             raise ClientMisconfigured(
-                f"name the broker: TokenClient(function_name=...) or env {BROKER_FUNCTION_ENV} (its function "
-                f"ARN), or TokenClient(url=...) or env {BROKER_URL_ENV} (its HTTP route)"
+                f"name the broker: TokenClient(function_arn=...) or env {BROKER_FUNCTION_ENV} (its alias ARN, the "
+                f"stack output TokenBrokerAliasArn), or TokenClient(url=...) or env {BROKER_URL_ENV} (its HTTP route)"
             )
-        self.function_name = name
+        self.function_arn = name
         self._lock = threading.Lock()
         self._tokens: dict[_Key, Token] = {}
         self._calls: dict[_Key, _Call] = {}
         self._refused: set[_Key] = set()
         self._advised: dict[_Key, str] = {}  # the token each key's advisory call was made for
 
-    def token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> Token:
+    def token(self, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None) -> Token:
         """A token for `profile` with at least `min_ttl` seconds (default 60) left, with its
-        expiry, scope and type."""
+        expiry, scope and type. `scopes` is a list, or one space-separated string; default: the
+        profile's."""
         key = _key(profile, scopes)
         floor = DEFAULT_MIN_TTL_SECONDS if min_ttl is None else min_ttl
         while True:
@@ -155,19 +167,15 @@ class TokenClient:
                 raise call.error
             # the other thread's token may still be too short for this caller's min_ttl: look again
 
-    def get_token(self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None) -> str:
+    def get_token(self, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None) -> str:
         """An access token for `profile` with at least `min_ttl` seconds (default 60) left."""
         return self.token(profile, scopes, min_ttl).value
 
-    def auth_header(
-        self, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None
-    ) -> dict[str, str]:
+    def auth_header(self, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None) -> dict[str, str]:
         """`{"Authorization": "Bearer …"}` for `profile`."""
         return {"Authorization": self.token(profile, scopes, min_ttl).authorization}
 
-    def invalidate(
-        self, profile: str, scopes: Iterable[str] | None = None, *, token: Token | str | None = None
-    ) -> None:
+    def invalidate(self, profile: str, scopes: Scopes | None = None, *, token: Token | str | None = None) -> None:
         """The API refused a token: forget it, and ask the broker for a new one (with
         `force_refresh`) next time. With `token`, only if that is still the one kept, so that a
         thread holding an old token never evicts a newer one."""
@@ -258,7 +266,7 @@ class TokenClient:
             received_at=now,
         )
 
-    def _boto_session(self) -> Any:
+    def _boto_session(self) -> Session:
         if self._session is None:
             import boto3  # made on first use, so importing this module costs no session
 
@@ -271,11 +279,11 @@ class ForProfile:
     and how to report one refused."""
 
     def __init__(
-        self, client: TokenClient, profile: str, scopes: Iterable[str] | None = None, min_ttl: int | None = None
+        self, client: TokenClient, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None
     ) -> None:
         self._client = client
         self._profile = profile
-        self._scopes = list(scopes) if scopes is not None else None
+        self._scopes = _scope_set(scopes)
         self._min_ttl = min_ttl
 
     def token(self) -> Token:
@@ -302,5 +310,17 @@ def _origin(url: str) -> tuple[str | None, str | None, int | None]:
     return scheme, (parsed.host or "").lower(), parsed.port or {"http": 80, "https": 443}.get(scheme)
 
 
-def _key(profile: str, scopes: Iterable[str] | None) -> _Key:
-    return profile, frozenset(scopes) if scopes is not None else None
+def _key(profile: str, scopes: Scopes | None) -> _Key:
+    return profile, _scope_set(scopes)
+
+
+def _scope_set(scopes: Scopes | None) -> frozenset[str] | None:
+    """A string is OAuth's space-separated scope list, never its characters."""
+    if scopes is None:
+        return None
+    if isinstance(scopes, str):
+        return frozenset(scopes.split())
+    listed = list(scopes)
+    if not all(isinstance(scope, str) for scope in listed):
+        raise TypeError("scopes are strings: a list of them, or one space-separated string")
+    return frozenset(listed)

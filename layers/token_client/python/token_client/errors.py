@@ -4,10 +4,14 @@
 `retry_after`. Its subclasses are the failures of asking itself: `BrokerUnreachable` is worth
 retrying; `BrokerForbidden`, `BrokerNotFound` and `ClientMisconfigured` are not until someone
 changes a permission or a setting. The cause (botocore's or urllib3's exception) is kept as
-`__cause__`.
+`__cause__`. An HTTP client's adapter raises them as its library's errors too (`raised_as`).
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, cast
 
 # The broker's own answers that a retry after `retry_after` may turn into a token.
 RETRYABLE_ERRORS = frozenset({"upstream_unavailable", "authentication_unavailable", "broker_unreachable"})
@@ -67,3 +71,43 @@ class ClientMisconfigured(TokenBrokerError, ValueError):
 
     def __init__(self, description: str) -> None:
         super().__init__("client_misconfigured", 500, description)
+
+
+@contextlib.contextmanager
+def raised_as(library_error: type[Exception], **arguments: Any) -> Iterator[None]:
+    """A `TokenBrokerError` raised inside is raised again, from it, as an exception of both its
+    own class and `library_error` (made with `arguments`): an adapter's caller catches it with
+    `except requests.RequestException` or `except BrokerUnreachable` alike."""
+    try:
+        yield
+    except TokenBrokerError as error:
+        raise _also(error, library_error, arguments) from error
+
+
+def _also(error: TokenBrokerError, library_error: type[Exception], arguments: dict[str, Any]) -> TokenBrokerError:
+    kind = _combined(type(error), library_error)
+    combined = kind.__new__(kind, str(error))
+    library_error.__init__(combined, str(error), **arguments)
+    combined.__dict__.update(vars(error))
+    return combined
+
+
+class _Made(Exception):
+    """Ends the chain of `__init__` calls of the library's error: what the broker's error holds
+    is copied, not made again."""
+
+    def __init__(self, *args: object, **_: object) -> None:
+        BaseException.__init__(self, *args)
+
+
+_COMBINED: dict[tuple[type[TokenBrokerError], type[Exception]], type[TokenBrokerError]] = {}
+
+
+def _combined(kind: type[TokenBrokerError], library_error: type[Exception]) -> type[TokenBrokerError]:
+    """`kind` and `library_error` in one class, made once; the library's first, so that an
+    `OSError` (requests') lays the instance out."""
+    if (kind, library_error) not in _COMBINED:
+        namespace = {"__module__": kind.__module__, "__doc__": kind.__doc__}
+        combined = type(kind.__name__, (library_error, _Made, kind), namespace)
+        _COMBINED[kind, library_error] = cast("type[TokenBrokerError]", combined)
+    return _COMBINED[kind, library_error]

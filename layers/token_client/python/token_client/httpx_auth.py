@@ -3,7 +3,8 @@
 Adds the broker's token to every request. On a 401 from the origin the token was sent to, it
 invalidates that token (only that one) and sends the request once more if the broker has a
 different token. In an async client the broker is asked on a worker thread, never on the event
-loop. Needs `pip install token-client[httpx]`.
+loop. A failure to get a token is a `TokenBrokerError` that is also an `httpx.RequestError`.
+Needs `pip install token-client[httpx]`.
 """
 
 from __future__ import annotations
@@ -14,27 +15,32 @@ import anyio.to_thread
 import httpx
 
 from token_client.client import ForProfile, Token, same_origin
+from token_client.errors import raised_as
 
 
 class TokenAuth(ForProfile, httpx.Auth):
     """`TokenAuth(client, profile, scopes=None, min_ttl=None)`."""
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        token = self.token()
+        with raised_as(httpx.RequestError, request=request):
+            token = self.token()
         request.headers["Authorization"] = token.authorization
         response = yield request
         if _refused_by(response, request):
-            fresh = self.renewed(token)
+            with raised_as(httpx.RequestError, request=request):
+                fresh = self.renewed(token)
             if fresh is not None:
                 request.headers["Authorization"] = fresh.authorization
                 yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token: Token = await anyio.to_thread.run_sync(self.token)
+        with raised_as(httpx.RequestError, request=request):
+            token: Token = await anyio.to_thread.run_sync(self.token)
         request.headers["Authorization"] = token.authorization
         response = yield request
         if _refused_by(response, request):
-            fresh = await anyio.to_thread.run_sync(self.renewed, token)
+            with raised_as(httpx.RequestError, request=request):
+                fresh = await anyio.to_thread.run_sync(self.renewed, token)
             if fresh is not None:
                 request.headers["Authorization"] = fresh.authorization
                 yield request

@@ -2,7 +2,8 @@
 
 Adds the broker's token to every request. On a 401 from the origin the token was sent to, it
 invalidates that token (only that one) and sends the request once more, to that origin, if the
-broker has a different token. Needs `pip install token-client[requests]`.
+broker has a different token. A failure to get a token is a `TokenBrokerError` that is also a
+`requests.RequestException`. Needs `pip install token-client[requests]`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import requests
 
 from token_client.client import ForProfile, Token, same_origin
+from token_client.errors import raised_as
 
 _RETRIED = "_token_client_retried"
 
@@ -20,7 +22,8 @@ class TokenAuth(ForProfile, requests.auth.AuthBase):
     """`TokenAuth(client, profile, scopes=None, min_ttl=None)`."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self.token()
+        with raised_as(requests.RequestException, request=request):
+            token = self.token()
         request.headers["Authorization"] = token.authorization
         sent_to = str(request.url)
         request.register_hook(
@@ -38,7 +41,8 @@ class TokenAuth(ForProfile, requests.auth.AuthBase):
             or not same_origin(str(request.url), sent_to)
         ):
             return response
-        fresh = self.renewed(token)
+        with raised_as(requests.RequestException, request=request, response=response):
+            fresh = self.renewed(token)
         if fresh is None:
             return response
         retry = request.copy()

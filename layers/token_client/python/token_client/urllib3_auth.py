@@ -2,17 +2,18 @@
 
 Sends the request with the broker's token. On a 401 from the origin the token was sent to, it
 invalidates that token (only that one) and sends the request once more if the broker has a
-different token. urllib3 comes with botocore: nothing to install.
+different token. A failure to get a token is a `TokenBrokerError` that is also a
+`urllib3.exceptions.HTTPError`. urllib3 comes with botocore: nothing to install.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import urllib3
 
-from token_client.client import ForProfile, TokenClient, same_origin
+from token_client.client import ForProfile, Scopes, TokenClient, same_origin
+from token_client.errors import raised_as
 
 POOL = urllib3.PoolManager()
 
@@ -23,7 +24,7 @@ def request(
     method: str,
     url: str,
     *,
-    scopes: Iterable[str] | None = None,
+    scopes: Scopes | None = None,
     min_ttl: int | None = None,
     pool: urllib3.PoolManager | None = None,
     headers: dict[str, str] | None = None,
@@ -33,11 +34,13 @@ def request(
     drops the token on a redirect to another host."""
     sender = pool or POOL
     tokens = ForProfile(client, profile, scopes, min_ttl)
-    token = tokens.token()
+    with raised_as(urllib3.exceptions.HTTPError):
+        token = tokens.token()
     response = sender.request(method, url, headers={**(headers or {}), "Authorization": token.authorization}, **kwargs)
     if response.status != 401 or not same_origin(_last_url(response, url), url):
         return response
-    fresh = tokens.renewed(token)
+    with raised_as(urllib3.exceptions.HTTPError):
+        fresh = tokens.renewed(token)
     if fresh is None:
         return response
     return sender.request(method, url, headers={**(headers or {}), "Authorization": fresh.authorization}, **kwargs)
