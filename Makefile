@@ -14,7 +14,7 @@ PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check --requir
 PIP_COMPILE = $(TOOLS)/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links --pip-args=--isolated
 
-.PHONY: test test-fast lint format lock build smoke-deps smoke demo serve bench clean
+.PHONY: test test-fast lint format lock build dist dist-check smoke-deps smoke demo serve bench clean
 export SAM_CLI_TELEMETRY := 0
 
 # The tests and tools (requirements-dev.txt holds the local stack too).
@@ -52,6 +52,7 @@ lock: $(TOOLS_INSTALLED)
 	$(PIP_COMPILE) --constraint requirements-dev.txt -o requirements-local.txt requirements-local.in
 	$(PIP_COMPILE) -o requirements-consumer.txt requirements-consumer.in
 	$(PIP_COMPILE) -o requirements-tools.txt requirements-tools.in
+	$(PIP_COMPILE) -o requirements-release.txt requirements-release.in
 
 lint: $(INSTALLED) $(TOOLS_INSTALLED)
 	$(BIN)/ruff check .
@@ -82,6 +83,26 @@ build: $(INSTALLED)
 	$(BIN)/python -m devstack.bytecode
 	$(BIN)/python -m devstack.artifacts
 
+# token_client's release files in .dist/: the wheel and sdist, built once with the locked build
+# tools (the release workflow attests and publishes exactly these).
+dist:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13"; exit 1; }
+	rm -rf .dist .venv-release layers/token_client/build layers/token_client/python/*.egg-info
+	$(PYTHON) -m venv .venv-release
+	.venv-release/bin/$(PIP_INSTALL) -r requirements-release.txt
+	.venv-release/bin/python -m build --no-isolation --outdir .dist layers/token_client
+	rm -rf layers/token_client/build layers/token_client/python/*.egg-info
+	@ls .dist
+
+# The wheel, as a user installs it: a fresh environment, its dependencies from their lock with
+# hashes, then the wheel alone; it must import and say its version.
+dist-check:
+	rm -rf .venv-dist-check
+	$(PYTHON) -m venv .venv-dist-check
+	.venv-dist-check/bin/$(PIP_INSTALL) -r requirements-consumer.txt
+	.venv-dist-check/bin/python -m pip install --quiet --disable-pip-version-check --no-deps .dist/token_client-*.whl
+	cd / && $(CURDIR)/.venv-dist-check/bin/python -c 'import token_client; print("token_client", token_client.__version__, "installs from its lock")'
+
 # The smoke test's packages, for the pipeline's artifact: its deploy jobs install nothing.
 smoke-deps: $(INSTALLED)
 	rm -rf .smoke-deps
@@ -102,4 +123,4 @@ bench: build
 	$(BIN)/python -m devstack.bench
 
 clean:
-	rm -rf $(VENV) .venv-tools .aws-sam .bench .smoke-deps .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-tools .venv-release .venv-dist-check .aws-sam .bench .dist .smoke-deps .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,7 +13,11 @@ from devstack.template import ROOT, load_template
 
 WORKFLOW = load_template(ROOT / ".github/workflows/ci.yml")
 JOBS: dict[str, Any] = WORKFLOW["jobs"]
+RELEASE = load_template(ROOT / ".github/workflows/release.yml")
+RELEASE_JOBS: dict[str, Any] = RELEASE["jobs"]
 CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
+ATTEST_ACTION = "actions/attest-build-provenance"
+PUBLISH_ACTION = "pypa/gh-action-pypi-publish"
 # Current majors (all on node24), pinned by the full commit SHA of their release tags.
 PINNED = {
     "actions/checkout": "3d3c42e5aac5ba805825da76410c181273ba90b1",  # v7.0.1
@@ -21,6 +25,8 @@ PINNED = {
     CREDENTIALS_ACTION: "e6de054238d6b7531b4efff3b6587d9aade6a06c",  # v6.2.3
     "actions/upload-artifact": "043fb46d1a93c77aae656e7c1c64a875d1fc6a0a",  # v7.0.1
     "actions/download-artifact": "3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c",  # v8.0.1
+    ATTEST_ACTION: "4d101475d8b20a2381f78447822ac1eab6504dd8",  # v4.2.2
+    PUBLISH_ACTION: "dc37677b2e1c63e2034f94d8a5b11f265b73ba33",  # v1.14.2
 }
 # What installs a package or builds: none of it may run where AWS credentials are live.
 INSTALLS_OR_BUILDS = ("pip", "make", "sam build", "npm", "uv ", "poetry", "setup.py", "curl", "wget")
@@ -34,14 +40,15 @@ def credentialed_jobs() -> dict[str, Any]:
     return {name: job for name, job in JOBS.items() if CREDENTIALS_ACTION in uses(job)}
 
 
-def test_the_workflow_uses_current_actions_pinned_by_sha() -> None:
-    for job in JOBS.values():
+@pytest.mark.parametrize("workflow", [WORKFLOW, RELEASE], ids=["ci", "release"])
+def test_the_workflows_use_current_actions_pinned_by_sha(workflow: dict[str, Any]) -> None:
+    for job in workflow["jobs"].values():
         for step in job["steps"]:
             if "uses" in step:
                 action, _, ref = step["uses"].partition("@")
                 assert PINNED.get(action) == ref, step["uses"]
-    assert WORKFLOW["permissions"] == {"contents": "read"}
-    assert "aws-access-key-id" not in str(WORKFLOW)
+    assert workflow["permissions"] == {"contents": "read"}
+    assert "aws-access-key-id" not in str(workflow)
 
 
 def test_no_job_holding_aws_credentials_installs_packages_or_builds() -> None:
@@ -86,11 +93,41 @@ def test_pull_requests_and_main_run_the_checks_and_the_readmes_test_command() ->
     assert "permissions" not in JOBS["check"]
 
 
+def test_a_release_is_built_once_without_credentials_and_published_by_trusted_publishing() -> None:
+    triggers = RELEASE.get("on") or RELEASE[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers == {"push": {"tags": ["token-client-v*"]}}
+    build = RELEASE_JOBS["build"]
+    runs = [step.get("run", "") for step in build["steps"]]
+    assert "make dist" in runs
+    assert "make dist-check" in runs  # the wheel installs from its own lock, hash-checked
+    assert any("GITHUB_REF_NAME#token-client-v" in run for run in runs)  # the tag is the package's version
+    assert "permissions" not in build  # contents: read, and nothing else
+    (upload,) = [step for step in build["steps"] if "upload-artifact" in step.get("uses", "")]
+    # every later job takes exactly the files the build made, and builds or installs nothing
+    for name in ("provenance", "github-release", "pypi"):
+        job = RELEASE_JOBS[name]
+        (download,) = [step for step in job["steps"] if "download-artifact" in step.get("uses", "")]
+        assert download["with"]["name"] == upload["with"]["name"], name
+        commands = " ".join(step.get("run", "") for step in job["steps"])
+        assert not [word for word in INSTALLS_OR_BUILDS if word in commands], name
+    (attest,) = [s for s in RELEASE_JOBS["provenance"]["steps"] if ATTEST_ACTION in s.get("uses", "")]
+    assert attest["with"]["subject-path"] == ".dist/*"
+    assert RELEASE_JOBS["github-release"]["needs"] == RELEASE_JOBS["pypi"]["needs"] == "provenance"
+    # only the publishing job may ask for PyPI's OIDC token, and only in its environment; no password
+    publish = RELEASE_JOBS["pypi"]
+    assert publish["environment"]["name"] == "pypi"
+    assert publish["permissions"] == {"id-token": "write"}
+    (step,) = [step for step in publish["steps"] if PUBLISH_ACTION in step.get("uses", "")]
+    assert set(step["with"]) == {"packages-dir"}
+    assert [name for name, job in RELEASE_JOBS.items() if "pypi" in str(job.get("environment"))] == ["pypi"]
+
+
 LOCKS = {
     ROOT / "requirements-dev.in": ROOT / "requirements-dev.txt",
     ROOT / "requirements-local.in": ROOT / "requirements-local.txt",
     ROOT / "requirements-consumer.in": ROOT / "requirements-consumer.txt",
     ROOT / "requirements-tools.in": ROOT / "requirements-tools.txt",
+    ROOT / "requirements-release.in": ROOT / "requirements-release.txt",
     ROOT / "layers/broker_deps/requirements.in": ROOT / "layers/broker_deps/requirements.txt",
     ROOT / "layers/broker_crypto/requirements.in": ROOT / "layers/broker_crypto/requirements.txt",
 }
@@ -137,9 +174,10 @@ def test_every_install_requires_hashes() -> None:
     installs = [line for line in makefile.splitlines() if "pip install" in line or "PIP_INSTALL)" in line]
     assert installs
     assert "--require-hashes" in makefile.split("PIP_INSTALL =", 1)[1].splitlines()[0]
-    # the one other install is the project itself, from this checkout: nothing is downloaded
-    project = "--no-deps --no-build-isolation --editable ."
-    assert all("PIP_INSTALL" in line or line.rstrip().endswith(project) for line in installs), installs
+    # the others are the project itself, from this checkout, and token_client's wheel just built
+    # in .dist/ by `make dist`: nothing is downloaded
+    local = ("--no-deps --no-build-isolation --editable .", "--no-deps .dist/token_client-*.whl")
+    assert all("PIP_INSTALL" in line or line.rstrip().endswith(local) for line in installs), installs
     assert "--upgrade pip" not in makefile
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import token_client
 from devstack.lambda_api import LocalLambdaApi
 from devstack.sts import Issued, LocalSts
 from devstack.template import ROOT
@@ -106,8 +107,10 @@ def test_the_installed_package_works_through_each_transport_and_adapter(
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads(finished.stdout)
 
-    # Then it ran the installed copy, whose core imports neither requests nor httpx
+    # Then it ran the installed copy, of the version the package says, whose core imports neither
+    # requests nor httpx
     assert str(installed.parent.parent) in results["location"]
+    assert results["version"] == [token_client.__version__] * 2
     assert results["core_imports"] == []
     assert results["lambda"] is True
     assert results["http"] == "orders.read"
