@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sys
 import threading
 
 from devstack.lambda_api import LocalLambdaApi
@@ -16,15 +18,32 @@ from devstack.lambda_host import RENEWAL_FUNCTION_ARN, load_handler_module
 from devstack.stack import DEMO_PROFILE, LocalStack
 from devstack.sts import Issued
 
-PORT = int(os.environ.get("TOKEN_BROKER_PORT", "3001"))
+PORT_VARIABLE = "TOKEN_BROKER_PORT"
+DEFAULT_PORT = 3001
+
+
+def chosen_port() -> int:
+    """`TOKEN_BROKER_PORT` (default 3001), once it is a port number that nothing else listens on."""
+    text = os.environ.get(PORT_VARIABLE, str(DEFAULT_PORT))
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        sys.exit(f"make serve: {PORT_VARIABLE} must be a port number, such as {DEFAULT_PORT}")
+    port = int(text)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            sys.exit(f"make serve: port {port} is in use; choose another: {PORT_VARIABLE}={port + 1} make serve")
+    return port
 
 
 def main() -> None:
+    port = chosen_port()
     stopping = threading.Event()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor's stop
         signal.signal(stop_signal, lambda *_: stopping.set())
     with LocalStack(log_level=os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO")) as stack:
-        api = LocalLambdaApi(None, stack.sts, port=PORT)
+        api = LocalLambdaApi(None, stack.sts, port=port)
         os.environ.update(stack.environment_with(api))
         api.app = load_handler_module()
         api.start()
@@ -34,7 +53,7 @@ def main() -> None:
         print(f"  renewal function       {RENEWAL_FUNCTION_ARN}  (renewals ahead of expiry, queued as Lambda does)")
         print(f"  HTTP route             POST {api.endpoint_url}/token  (SigV4 for execute-api, as the IAM authorizer)")
         print(f"  local developer        {stack.developer.arn}  (credentials from the local STS, below)")
-        print("\n".join(["", *usage(api, stack.developer, DEMO_PROFILE), ""]), flush=True)
+        print("\n".join(["", *usage(api, stack.developer, DEMO_PROFILE, stack.aws.endpoint_url), ""]), flush=True)
         try:
             while not stopping.wait(0.5):
                 pass
@@ -43,9 +62,10 @@ def main() -> None:
     print("\nStopped the local stack.")
 
 
-def usage(api: LocalLambdaApi, developer: Issued, profile: str) -> list[str]:
+def usage(api: LocalLambdaApi, developer: Issued, profile: str, aws_endpoint: str) -> list[str]:
     """What to paste in another shell, as the local developer (whom `profile` admits): token_client
-    by either door, and curl with a request body from `token-broker-request`."""
+    by either door, curl with a request body from `token-broker-request`, and the operator's CLI
+    against the local stack's AWS (`aws_endpoint`)."""
     credentials = developer.credentials
     request_body = f"PYTHONPATH=layers/token_client/python .venv/bin/python -m token_client.request_body {profile}"
     client = "PYTHONPATH=layers/token_client/python .venv/bin/python -c 'from token_client import TokenClient; "
@@ -57,9 +77,11 @@ def usage(api: LocalLambdaApi, developer: Issued, profile: str) -> list[str]:
         f"    TOKEN_BROKER_AUDIENCE={api.function_arn}",
         f'  {client}print(TokenClient().auth_header("{profile}"))\'',
         f'  {client}print(TokenClient(url="{api.endpoint_url}").auth_header("{profile}"))\'',
-        '  curl -s --aws-sigv4 "aws:amz:us-east-1:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\',
-        '    -H "x-amz-security-token: $AWS_SESSION_TOKEN" -H "Content-Type: application/json" \\',
+        '  curl -s -w "\\n" --aws-sigv4 "aws:amz:us-east-1:execute-api" \\',
+        '    --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN" \\',
+        '    -H "Content-Type: application/json" \\',
         f'    -d "$({request_body})" {api.endpoint_url}/token',
+        f"  .venv/bin/token-broker-admin --endpoint-url {aws_endpoint} list",
     ]
 
 

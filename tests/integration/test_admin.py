@@ -4,6 +4,7 @@ and DynamoDB, and the local authorization server."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from broker.admin import main
 from devstack.authserver import FederatedCredential, LocalAuthorizationServer
+from devstack.aws import LocalAws
 from devstack.sts import LocalSts, credentials_environment
 from tests.conftest import SECRETS_USED, Broker, Profiles
 from tests.credentials import certificate_pem, private_key, private_pem
@@ -209,8 +211,144 @@ def test_every_command_the_runbook_gives_is_one_the_cli_takes() -> None:
 
     runbook = (ROOT / "docs/RUNBOOK.md").read_text()
     commands = set(re.findall(r"`(token-broker-admin [^`]+)`", runbook))
-    assert {command.split()[1] for command in commands} == {"check", "put", "try", "key", "evict"}
+    assert {command.split()[1] for command in commands} == {"check", "put", "list", "try", "key", "evict", "delete"}
     for command in commands:
         words = re.sub(r"\[([^\]]*)\]", r"\1", command)  # optional parts, given
         words = re.sub(r"<[^>]+>|NAME", "orders-api", words).replace("FILE", "orders.json").replace("…", "orders.read")
         _parser().parse_args(words.split()[1:])  # exits (SystemExit) on anything it does not take
+
+
+def test_the_options_work_after_the_command_too(profiles: Profiles, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = profiles.create()
+
+    before = run(capsys, "--prefix", profiles.prefix, "key", profile)
+    after = run(capsys, "key", profile, "--prefix", profiles.prefix)
+
+    assert before == after
+    assert before[0] == 0
+
+
+def test_the_stack_names_the_table_and_the_secret_prefix(
+    broker: Broker, profiles: Profiles, local_aws: LocalAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stack whose parameters and outputs are the broker's, and a cached token
+    stack = stack_of(local_aws, secret_prefix=profiles.prefix, table=broker.table_name)
+    profile = profiles.create()
+    broker.invoke({"profile": profile})
+
+    # When the operator names only the stack
+    status, out, err = run(capsys, "evict", profile, "--stack", stack)
+
+    # Then the command found the table and the profile's secret through it
+    assert (status, err) == (0, "")
+    assert f"removed the cached token of {profile}" in out
+    assert broker.table_name in out
+
+
+def stack_of(local_aws: LocalAws, *, secret_prefix: str, table: str) -> str:
+    """A stack with the broker's parameter SecretPrefix and output TokenTableName."""
+    template = {
+        "Parameters": {"SecretPrefix": {"Type": "String"}, "Table": {"Type": "String"}},
+        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"TokenTableName": {"Value": {"Ref": "Table"}}},
+    }
+    name = f"broker-{os.urandom(3).hex()}"
+    local_aws.client("cloudformation").create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[
+            {"ParameterKey": "SecretPrefix", "ParameterValue": secret_prefix},
+            {"ParameterKey": "Table", "ParameterValue": table},
+        ],
+    )
+    return name
+
+
+def test_region_and_endpoint_come_from_the_options(
+    profiles: Profiles, local_aws: LocalAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = profiles.create()
+    for name in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+
+    status, _, err = run(capsys, "key", profile)
+    assert status == 1
+    assert "no AWS region: pass --region, or set AWS_REGION" in err
+
+    status, out, err = run(capsys, "key", profile, "--region", "us-east-1", "--endpoint-url", local_aws.endpoint_url)
+    assert (status, err) == (0, "")
+    assert len(out.strip()) == 64
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--endpoint-url", "http://127.0.0.1:9"], "cannot reach http://127.0.0.1:9/: check --region, --endpoint-url"),
+        (["--profile", "no-such-profile"], "no AWS profile named no-such-profile in your AWS config"),
+    ],
+)
+def test_aws_failures_are_said_in_plain_words_with_the_fix(
+    options: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(capsys, "try", "orders", *options)
+
+    assert (status, out) == (1, "")
+    assert said in err
+    assert "Error" not in err  # no botocore class names
+
+
+def test_stdout_holds_only_the_answer(profiles: Profiles, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = profiles.create()
+
+    status, out, err = run(capsys, "try", profile)
+
+    assert status == 0
+    assert out.count("\n") == 1
+    assert out.startswith(f"a token for {profile}: ")
+    assert "_aws" not in out + err  # the metrics of an operator's try are no fleet's
+
+
+def test_bad_json_is_named_by_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = tmp_path / "orders.json"
+    document.write_text('{\n  "client_id": "orders"\n  "client_secret": "s3cr3t-value"\n}\n')
+
+    status, _, err = run(capsys, "check", str(document))
+
+    assert status == 1
+    assert "is not valid JSON: Expecting ',' delimiter at line 3, column 3" in err
+    assert "s3cr3t-value" not in err
+
+
+def test_list_names_every_profile_its_kind_and_callers_and_no_secret(
+    profiles: Profiles, local_aws: LocalAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = f"listed-{os.urandom(3).hex()}/"
+    callers = ["arn:aws:iam::123456789012:role/orders-*"]
+    good = {**profiles.document(profiles.create()), "allowed_callers": callers}
+    local_aws.put_profile(prefix + "orders", good)
+    local_aws.put_profile(prefix + "broken", {**good, "token_url": "ftp://idp.example.com/token"})
+
+    status, out, _ = run(capsys, "list", "--prefix", prefix)
+
+    assert status == 0
+    assert out.splitlines() == [
+        "broken  not a valid profile: profile broken: token_url: an absolute http or https URL with a host is required",
+        f"orders  client_secret_basic  {callers[0]}",
+    ]
+    assert good["client_secret"] not in out
+
+
+def test_delete_schedules_the_secrets_deletion_and_says_how_to_restore_it(
+    profiles: Profiles, local_aws: LocalAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = profiles.create()
+    secret_id = profiles.prefix + profile
+
+    status, out, _ = run(capsys, "delete", profile, "--recovery-days", "7")
+
+    assert status == 0
+    assert f"aws secretsmanager restore-secret --secret-id {secret_id}" in out
+    assert "DeletedDate" in local_aws.client("secretsmanager").describe_secret(SecretId=secret_id)
+    status, _, err = run(capsys, "delete", "no-such-profile")
+    assert status == 1
+    assert "no secret token-broker/no-such-profile" in err

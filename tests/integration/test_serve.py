@@ -5,11 +5,15 @@ by direct invocation and over HTTP, and curl with `--aws-sigv4` and a body from
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
+import sys
 
 import pytest
 
+from devstack.aws import LocalAws
 from devstack.lambda_api import LocalLambdaApi
 from devstack.serve import usage
 from devstack.sts import Issued
@@ -22,11 +26,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.skipif(BASH is None or CURL is None, reason="bash and curl are not both installed here")
 def test_every_printed_command_gets_a_token(
-    lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, auth_server: object
+    lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, auth_server: object, local_aws: LocalAws
 ) -> None:
     # Given the printed lines, for a profile that admits the developer
     profile = profiles.create()
-    lines = usage(lambda_api, consumer, profile)
+    lines = usage(lambda_api, consumer, profile, local_aws.endpoint_url)
     commands = "\n".join(line.removeprefix("  ") for line in lines[1:])
 
     # When a shell runs them, as pasted
@@ -39,12 +43,37 @@ def test_every_printed_command_gets_a_token(
         check=False,
     )
 
-    # Then each of the three printed a token: two headers from token_client, one answer from curl
+    # Then each of the three printed a token: two headers from token_client, one answer from curl;
+    # and the operator's CLI listed the profile from the local stack's Secrets Manager
     assert finished.returncode == 0, finished.stderr[-2000:]
-    direct, over_http, curl = finished.stdout.strip().splitlines()
+    direct, over_http, curl, *listed = finished.stdout.strip().splitlines()
+    assert any(line.startswith(f"{profile}  client_secret_basic  ") for line in listed)
     assert direct == over_http  # one token, cached by the broker, whatever the door
     assert direct.startswith("{'Authorization': 'Bearer ")
     answer = json.loads(curl)
     assert direct == str({"Authorization": f"Bearer {answer['access_token']}"})
     doors = [event.get("version", "direct") for event in lambda_api.invocations]
     assert doors == ["direct", "2.0", "2.0"]
+
+
+@pytest.mark.parametrize("port", ["busy", "not-a-port"])
+def test_a_busy_or_bad_port_is_refused_naming_the_variable_that_chooses_another(port: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        value = str(taken.getsockname()[1]) if port == "busy" else port
+        finished = subprocess.run(
+            [sys.executable, "-m", "devstack.serve"],
+            cwd=ROOT,
+            env={**os.environ, "TOKEN_BROKER_PORT": value},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert finished.returncode == 1
+    assert "TOKEN_BROKER_PORT" in finished.stderr
+    assert "Traceback" not in finished.stderr
+    if port == "busy":
+        assert f"port {value} is in use" in finished.stderr

@@ -12,6 +12,7 @@ container, whose unwritten minute would be lost.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -20,7 +21,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO, cast
 
 from aws_lambda_powertools import Logger
@@ -132,6 +133,10 @@ class EmbeddedMetrics:
         if full:
             self.flush()
 
+    def discard(self) -> None:
+        with self._lock:
+            self._values = {}
+
     def embed(self) -> str:
         """Takes the metrics with the service dimension alone, as the JSON members that make a
         line with the `service` key an EMF document of them (empty: none)."""
@@ -172,6 +177,13 @@ def _directive(names: tuple[str, ...]) -> str:
 _formatter = LeanFormatter()
 logger = Logger(service=SERVICE, logger_formatter=_formatter)
 _records = logging.getLogger(SERVICE)  # the standard library's logger under Powertools'
+
+
+def _stream_handler() -> logging.StreamHandler[TextIO]:
+    """The Logger's handler: it writes to a stream (stdout, where Lambda reads it)."""
+    return cast("logging.StreamHandler[TextIO]", logger.registered_handler)
+
+
 metrics = EmbeddedMetrics()
 
 # botocore logs whole response bodies (a GetSecretValue answer included) at DEBUG, and
@@ -207,6 +219,23 @@ def invocation[Handler: Callable[[Any, Any], Any]](handler: Handler) -> Handler:
             metrics.flush()
 
     return invoked  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def operator_command() -> Iterator[None]:
+    """The operator's CLI runs the broker's code on a laptop: meanwhile its log lines go to stderr,
+    from WARNING up (stdout holds the command's answer alone), and the metrics it counts are no
+    fleet's, so they are dropped."""
+    handler = _stream_handler()
+    stream, level = handler.stream, _records.level
+    handler.setStream(sys.stderr)
+    _records.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        _records.setLevel(level)
+        handler.setStream(stream)
+        metrics.discard()
 
 
 def about_profile(name: str) -> None:
@@ -297,7 +326,7 @@ def audit(*, path: str, caller: str | None, source: str | None, outcome: str, st
     embedded = metrics.embed()
     if embedded:
         line = f"{line[:-1]},{embedded}}}"
-    handler = cast("logging.StreamHandler[TextIO]", logger.registered_handler)
+    handler = _stream_handler()
     handler.acquire()
     try:
         handler.stream.write(line + "\n")
