@@ -1,5 +1,5 @@
 // Prints a token for a profile, masked: node get-token.mjs <profile> [scope ...]
-// with env TOKEN_BROKER_FUNCTION (the broker's function ARN), or TOKEN_BROKER_URL and
+// with env TOKEN_BROKER_FUNCTION (the broker's alias ARN, output TokenBrokerAliasArn), or TOKEN_BROKER_URL and
 // TOKEN_BROKER_AUDIENCE (its HTTP route and the stack output TokenBrokerAudience).
 import { TokenBrokerError, TokenClient } from "./token-client.mjs";
 

@@ -4,7 +4,7 @@
 //   const tokens = new TokenClient();  // env TOKEN_BROKER_FUNCTION, or TOKEN_BROKER_URL + TOKEN_BROKER_AUDIENCE
 //   const headers = { Authorization: `Bearer ${await tokens.getToken("okta-default")}` };
 //
-// Direct invocation names the broker by its function ARN (an alias ARN too); the HTTP route by its
+// Direct invocation names the broker by its alias ARN (output TokenBrokerAliasArn); the HTTP route by its
 // URL, signed with SigV4 for execute-api, with proofs for the broker's audience (the stack output
 // TokenBrokerAudience). Credentials are the AWS SDK's default chain (the function's own role).
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
@@ -32,7 +32,7 @@ const misconfigured = (description) => new TokenBrokerError("client_misconfigure
 // What a proof is made for: the broker's unqualified function ARN, its region and STS host.
 function brokerOf(functionArn, what) {
   const match = FUNCTION_ARN.exec(functionArn ?? "");
-  if (!match || !STS_SUFFIX[match[2]]) throw misconfigured(`${what} must be the broker's function ARN`);
+  if (!match || !STS_SUFFIX[match[2]]) throw misconfigured(`${what} must be the broker's function ARN (its alias ARN, output TokenBrokerAliasArn)`);
   return { audience: match[1], region: match[3], stsHost: `sts.${match[3]}.${STS_SUFFIX[match[2]]}` };
 }
 
@@ -48,8 +48,8 @@ export class TokenClient {
     url ??= functionArn ? undefined : process.env.TOKEN_BROKER_URL;
     if (!functionArn && !url) {
       throw misconfigured(
-        "name the broker: functionArn or env TOKEN_BROKER_FUNCTION (its function ARN), " +
-          "or url and audience, or env TOKEN_BROKER_URL and TOKEN_BROKER_AUDIENCE (its HTTP route)",
+        "name the broker: functionArn or env TOKEN_BROKER_FUNCTION (its alias ARN, the stack output " +
+          "TokenBrokerAliasArn), or url and audience, or env TOKEN_BROKER_URL and TOKEN_BROKER_AUDIENCE (its HTTP route)",
       );
     }
     this.credentials = credentials ?? defaultProvider();
