@@ -278,9 +278,88 @@ def test_alarms_notify_the_stacks_own_topic_unless_another_is_named() -> None:
     assert RESOURCES["AlarmTopic"]["Condition"] == "OwnAlarmTopic"
     assert RESOURCES["AlarmEmailSubscription"]["Condition"] == "AlarmByEmail"
     assert RESOURCES["AlarmEmailSubscription"]["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
-    samconfig = (ROOT / "samconfig.toml").read_text()
-    prod = samconfig.split("[prod.deploy.parameters]", 1)[1]
-    assert "AlarmEmail=" in prod or "AlarmTopicArn=" in prod
+
+
+def test_alarm_notifications_can_reach_the_topic() -> None:
+    """CloudWatch cannot publish to a topic encrypted with alias/aws/sns: the stack's own topic is
+    not encrypted at rest, with the reason written down."""
+    topic = RESOURCES["AlarmTopic"]
+    assert "KmsMasterKeyId" not in topic["Properties"]
+    (skip,) = topic["Metadata"]["checkov"]["skip"]
+    assert skip["id"] == "CKV_AWS_26"
+    assert "alias/aws/sns" in skip["comment"]
+    topics = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Topic"]
+    assert all(topic.get("KmsMasterKeyId") != "alias/aws/sns" for topic in topics)
+
+
+def test_each_stack_watches_only_its_own_metrics() -> None:
+    """dev and prod in one account: each stack's metrics carry its own name as `service`, and its
+    alarms and dashboard read only those."""
+    own = {"Ref": "AWS::StackName"}
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == own
+    for name, alarm in ALARMS.items():
+        stats = [alarm] + [query["MetricStat"]["Metric"] for query in alarm.get("Metrics", []) if "MetricStat" in query]
+        for metric in stats:
+            for dimension in metric.get("Dimensions", []):
+                if dimension["Name"] == "service":
+                    assert dimension["Value"] == own, name
+    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert '"service", "token-broker"' not in body
+    assert body.count('"service", "${AWS::StackName}"') >= 10
+    searches = re.findall(r"SEARCH\('([^']+)'", body)
+    assert searches
+    assert all('service=\\"${AWS::StackName}\\"' in search for search in searches), searches
+
+
+def samconfig_overrides(environment: str) -> dict[str, str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    pairs = config[environment]["deploy"]["parameters"]["parameter_overrides"].split()
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_a_prod_stack_whose_alarms_reach_nobody_is_refused() -> None:
+    rule = TEMPLATE["Rules"]["ProdAlarmsReachSomeone"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+    (assertion,) = rule["Assertions"]
+    assert {"Ref": "AlarmEmail"} in [part["Fn::Not"][0]["Fn::Equals"][0] for part in assertion["Assert"]["Fn::Or"]]
+    assert {"Ref": "AlarmTopicArn"} in [part["Fn::Not"][0]["Fn::Equals"][0] for part in assertion["Assert"]["Fn::Or"]]
+    # samconfig's prod holds no placeholder: a first prod deploy stops until someone names a destination
+    prod = samconfig_overrides("prod")
+    assert prod["Stage"] == "prod"
+    pattern = TEMPLATE["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert prod.get("AlarmEmail", "") == "" or re.fullmatch(pattern, prod["AlarmEmail"])
+
+
+@pytest.mark.parametrize(
+    ("address", "taken"),
+    [
+        ("oncall@acme.io", True),
+        ("", True),
+        ("token-broker-oncall@example.com", False),
+        ("oncall@mail.example.org", False),
+        ("oncall@broker.test", False),
+        ("not-an-address", False),
+    ],
+)
+def test_an_alarm_address_at_a_domain_kept_for_examples_is_refused(address: str, taken: bool) -> None:
+    pattern = TEMPLATE["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, address)) is taken
+
+
+def documented_parameters(heading: str) -> set[str]:
+    """The parameters the runbook's table under `heading` names."""
+    runbook = (ROOT / "docs/RUNBOOK.md").read_text()
+    section = runbook.split(heading, 1)[1].split("\n\n|", 1)[1].split("\n\n", 1)[0]
+    return {name for row in section.splitlines() for name in re.findall(r"`([A-Za-z]+)`", row.split("|")[1])}
+
+
+def test_every_parameter_is_documented() -> None:
+    assert set(TEMPLATE["Parameters"]) <= documented_parameters("### The application stack's parameters")
+    bootstrap = load_template(ROOT / "bootstrap.yaml")["Parameters"]
+    assert set(bootstrap) <= documented_parameters("**1. The bootstrap")
+    assert "replaces the environment's whole" in (ROOT / "docs/RUNBOOK.md").read_text()
 
 
 def test_every_deploy_is_a_canary_rolled_back_by_the_brokers_own_alarms() -> None:

@@ -203,21 +203,6 @@ def test_the_console_script_is_installed() -> None:
     assert script.exists() or shutil.which("token-broker-admin")
 
 
-def test_every_command_the_runbook_gives_is_one_the_cli_takes() -> None:
-    import re
-
-    from broker.admin import _parser
-    from devstack.template import ROOT
-
-    runbook = (ROOT / "docs/RUNBOOK.md").read_text()
-    commands = set(re.findall(r"`(token-broker-admin [^`]+)`", runbook))
-    assert {command.split()[1] for command in commands} == {"check", "put", "list", "try", "key", "evict", "delete"}
-    for command in commands:
-        words = re.sub(r"\[([^\]]*)\]", r"\1", command)  # optional parts, given
-        words = re.sub(r"<[^>]+>|NAME", "orders-api", words).replace("FILE", "orders.json").replace("…", "orders.read")
-        _parser().parse_args(words.split()[1:])  # exits (SystemExit) on anything it does not take
-
-
 def test_the_options_work_after_the_command_too(profiles: Profiles, capsys: pytest.CaptureFixture[str]) -> None:
     profile = profiles.create()
 
