@@ -234,12 +234,13 @@ def evict(arguments: argparse.Namespace, aws: Aws) -> str:
     profile = _stored(arguments, aws)
     item_key = cache_key(profile, _scopes(arguments, profile))
     table = aws.table()
-    try:
-        answer = aws.clients().dynamodb.delete_item(
-            TableName=table, Key={PARTITION_KEY: {"S": item_key}}, ReturnValues="ALL_OLD"
-        )
-    except (ClientError, BotoCoreError) as error:
-        raise Refused(f"cannot remove the item from table {table}: {_failure(error)}") from None
+    remove = functools.partial(
+        aws.clients().dynamodb.delete_item,
+        TableName=table,
+        Key={PARTITION_KEY: {"S": item_key}},
+        ReturnValues="ALL_OLD",
+    )
+    answer = _aws(f"remove the item from table {table}", remove)
     found = "removed the cached token" if answer.get("Attributes") else "no cached token was there"
     return (
         f"{found} of {profile.name} (key {item_key}) from {table}. Warm containers keep serving their "
@@ -251,15 +252,10 @@ def evict(arguments: argparse.Namespace, aws: Aws) -> str:
 
 def delete(arguments: argparse.Namespace, aws: Aws) -> str:
     secret_id = aws.prefix() + arguments.name
-    secrets = aws.clients().secretsmanager
-    try:
-        answer = secrets.delete_secret(SecretId=secret_id, RecoveryWindowInDays=arguments.recovery_days)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise Refused(f"no secret {secret_id}: check the name, the --prefix (or --stack) and the region") from None
-        raise Refused(f"cannot delete secret {secret_id}: {_failure(error)}") from None
-    except BotoCoreError as error:
-        raise Refused(f"cannot delete secret {secret_id}: {_failure(error)}") from None
+    delete = functools.partial(
+        aws.clients().secretsmanager.delete_secret, SecretId=secret_id, RecoveryWindowInDays=arguments.recovery_days
+    )
+    answer = _aws(f"delete secret {secret_id}", delete, missing=_no_secret(secret_id))
     return (
         f"deleted secret {secret_id}: it can be restored until {answer['DeletionDate']:%Y-%m-%d} with "
         f"`aws secretsmanager restore-secret --secret-id {secret_id}`. Callers get unknown_profile once their "
@@ -335,14 +331,8 @@ def _parsed(name: str, document: str | None) -> Profile:
 
 def _stored(arguments: argparse.Namespace, aws: Aws) -> Profile:
     secret_id = aws.prefix() + arguments.name
-    try:
-        answer = aws.clients().secretsmanager.get_secret_value(SecretId=secret_id)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise Refused(f"no secret {secret_id}: check the name, the --prefix (or --stack) and the region") from None
-        raise Refused(f"cannot read secret {secret_id}: {_failure(error)}") from None
-    except BotoCoreError as error:
-        raise Refused(f"cannot read secret {secret_id}: {_failure(error)}") from None
+    read = functools.partial(aws.clients().secretsmanager.get_secret_value, SecretId=secret_id)
+    answer = _aws(f"read secret {secret_id}", read, missing=_no_secret(secret_id))
     return _parsed(arguments.name, answer.get("SecretString"))
 
 
@@ -350,11 +340,20 @@ def _scopes(arguments: argparse.Namespace, profile: Profile) -> frozenset[str]:
     return frozenset(arguments.scopes) if arguments.scopes else profile.scopes
 
 
-def _aws[T](doing: str, call: Callable[[], T]) -> T:
+def _aws[T](doing: str, call: Callable[[], T], missing: str | None = None) -> T:
+    """`call`, its failure said plainly; `missing`: what to say when AWS has no such resource."""
     try:
         return call()
-    except (ClientError, BotoCoreError) as error:
+    except ClientError as error:
+        if missing is not None and error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise Refused(missing) from None
         raise Refused(f"cannot {doing}: {_failure(error)}") from None
+    except BotoCoreError as error:
+        raise Refused(f"cannot {doing}: {_failure(error)}") from None
+
+
+def _no_secret(secret_id: str) -> str:
+    return f"no secret {secret_id}: check the name, the --prefix (or --stack) and the region"
 
 
 # What botocore's failures mean to an operator, and what to do; `{...}` are their own fields.

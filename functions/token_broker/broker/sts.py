@@ -109,20 +109,9 @@ class Sts:
         unavailable = UpstreamUnavailable(
             "STS could not issue a web identity token now", retry_after=RETRY_AFTER_SECONDS
         )
-        try:
-            answer = post(
-                self._pool,  # type: ignore[arg-type]
-                self._override or f"https://{host}/",
-                body,
-                dict(request.headers.items()),
-                deadline=deadline,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
-                max_bytes=MAX_ANSWER_BYTES,
-            )
-        except (ExchangeTimeout, ExchangeFailed) as failure:
-            observability.logger.warning("STS unreachable", extra={"failure": type(failure).__name__})
-            raise unavailable from None
+        answer = self._ask(host, body, dict(request.headers.items()), deadline)
+        if answer is None:
+            raise unavailable
         token = _WEB_IDENTITY_TOKEN.search(answer.body[:MAX_ANSWER_BYTES]) if answer.status == 200 else None
         if token is not None:
             return Sensitive(token.group(1).decode())
@@ -143,12 +132,29 @@ class Sts:
         if suffix is None:
             raise AccessDenied("the broker's partition has no known STS endpoint")
         host = f"sts.{self._region}.{suffix}"
+        unverified = AuthenticationUnavailable(
+            "the caller proof could not be verified now", retry_after=RETRY_AFTER_SECONDS
+        )
+        answer = self._ask(host, BODY, sts_request_headers(proof, audience, host), deadline)
+        if answer is None:
+            raise unverified
+        if answer.status == 200:
+            return _identity(answer, partition)
+        code = _error_code(answer)
+        observability.logger.warning("STS refused the caller proof", extra={"status": answer.status, "code": code})
+        if answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES:
+            raise unverified
+        raise AccessDenied("STS did not accept the caller proof")
+
+    def _ask(self, host: str, body: str, headers: dict[str, str], deadline: float) -> Answer | None:
+        """STS's answer at `host` (or the loopback endpoint that replaces it); None, logged, when
+        STS could not be reached before `deadline`."""
         try:
-            answer = post(
+            return post(
                 self._pool,  # type: ignore[arg-type]
                 self._override or f"https://{host}/",
-                BODY,
-                sts_request_headers(proof, audience, host),
+                body,
+                headers,
                 deadline=deadline,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 read_timeout=READ_TIMEOUT_SECONDS,
@@ -156,18 +162,7 @@ class Sts:
             )
         except (ExchangeTimeout, ExchangeFailed) as failure:
             observability.logger.warning("STS unreachable", extra={"failure": type(failure).__name__})
-            raise AuthenticationUnavailable(
-                "the caller proof could not be verified now", retry_after=RETRY_AFTER_SECONDS
-            ) from None
-        if answer.status == 200:
-            return _identity(answer, partition)
-        code = _error_code(answer)
-        observability.logger.warning("STS refused the caller proof", extra={"status": answer.status, "code": code})
-        if answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES:
-            raise AuthenticationUnavailable(
-                "the caller proof could not be verified now", retry_after=RETRY_AFTER_SECONDS
-            )
-        raise AccessDenied("STS did not accept the caller proof")
+            return None
 
 
 def partition_of(region: str) -> str:

@@ -109,18 +109,10 @@ class LambdaTransport:
         }
         attempt = 1
         while True:
-            signed = AWSRequest("POST", self._url, data=payload, headers=headers)
             credentials = _frozen_credentials(self._session, "invoke the broker")
-            SigV4Auth(credentials, "lambda", self._broker.region).add_auth(signed)
             try:
-                response = self._pool.request(
-                    "POST",
-                    self._url,
-                    body=payload,
-                    headers=dict(signed.headers),
-                    timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
-                    retries=False,
-                    redirect=False,
+                response = _signed_post(
+                    self._pool, self._url, payload, headers, credentials, "lambda", self._broker.region
                 )
             except urllib3.exceptions.ReadTimeoutError as error:  # the broker had its 15 s: asking again won't help
                 raise BrokerUnreachable("the broker could not be invoked: ReadTimeoutError") from error
@@ -217,19 +209,11 @@ class HttpTransport:
     def ask(self, request: dict[str, Any], request_id: str) -> dict[str, Any]:
         """`request_id` is only logged here: the broker correlates by API Gateway's own id."""
         body = json.dumps({**request, "caller_proof": _proof(self._prover)}).encode()
-        signed = AWSRequest("POST", self.url, data=body, headers={"Content-Type": "application/json"})
-        SigV4Auth(_frozen_credentials(self._session, "sign the request"), "execute-api", self._region_name()).add_auth(
-            signed
-        )
+        credentials = _frozen_credentials(self._session, "sign the request")
+        headers = {"Content-Type": "application/json"}
         try:
-            response = self._pool.request(
-                "POST",
-                self.url,
-                body=body,
-                headers=dict(signed.headers),
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
-                retries=False,
-                redirect=False,
+            response = _signed_post(
+                self._pool, self.url, body, headers, credentials, "execute-api", self._region_name()
             )
         except urllib3.exceptions.HTTPError as error:
             raise BrokerUnreachable(f"the broker's route could not be reached: {type(error).__name__}") from error
@@ -266,6 +250,25 @@ def _proof(prover: Prover) -> dict[str, Any]:
         return prover.proof()
     except NoCredentials as error:
         raise ClientMisconfigured(str(error)) from None
+
+
+def _signed_post(
+    pool: urllib3.PoolManager,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    credentials: Any,
+    service: str,
+    region: str,
+) -> urllib3.BaseHTTPResponse:
+    """`body` POSTed to `url`, SigV4-signed for `service` in `region`, with the transports'
+    timeouts and no retries or redirects of urllib3's own (the transports decide)."""
+    signed = AWSRequest("POST", url, data=body, headers=headers)
+    SigV4Auth(credentials, service, region).add_auth(signed)
+    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
+    return pool.request(
+        "POST", url, body=body, headers=dict(signed.headers), timeout=timeout, retries=False, redirect=False
+    )
 
 
 def _frozen_credentials(session: Callable[[], Any], to: str) -> Any:
