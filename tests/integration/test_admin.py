@@ -273,8 +273,9 @@ def test_region_and_endpoint_come_from_the_options(
     ],
 )
 def test_aws_failures_are_said_in_plain_words_with_the_fix(
-    options: list[str], said: str, capsys: pytest.CaptureFixture[str]
+    options: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # the words are the test, not botocore's retries (6 s)
     status, out, err = run(capsys, "try", "orders", *options)
 
     assert (status, out) == (1, "")
