@@ -32,13 +32,17 @@ $(LOCAL_INSTALLED): requirements-local.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/$(PIP_INSTALL) -r requirements-local.txt
 	touch $@
+
+# One worker per core (pytest-xdist): each starts its own local stack, on ports of its own.
+PYTEST := $(BIN)/python -m pytest --numprocesses=auto
+
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The protocol, the doors and the adapters, without processes, builds and outside tools, and
 # with fewer generated examples: what a developer runs between edits.
 test-fast: $(INSTALLED)
-	$(BIN)/python -m pytest -m "not processes and not slow" --hypothesis-profile=fast
+	$(PYTEST) -m "not processes and not slow" --hypothesis-profile=fast
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .

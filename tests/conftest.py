@@ -139,8 +139,10 @@ def log_records_off() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def app_module(broker_environment: dict[str, str]) -> ModuleType:
+    """The broker's handler module, loaded as Lambda loads it, with the broker's environment in
+    `os.environ` from the first test of every session (of every xdist worker), whatever runs first."""
     os.environ.update(broker_environment)
     app = load_handler_module()
     recorder = _Recorder(level=logging.DEBUG)
