@@ -119,7 +119,7 @@ class Sts:
         observability.logger.warning(
             "STS refused GetWebIdentityToken", extra={"profile": profile, "status": answer.status, "code": code}
         )
-        if answer.status == 200 or answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES:
+        if answer.status == 200 or _try_again(answer, code):
             raise unavailable
         hint = WEB_IDENTITY_REFUSALS.get(code, "see STS's error code")
         raise ProfileMisconfigured(f"profile {profile}: STS refused GetWebIdentityToken ({code}): {hint}")
@@ -142,7 +142,7 @@ class Sts:
             return _identity(answer, partition)
         code = _error_code(answer)
         observability.logger.warning("STS refused the caller proof", extra={"status": answer.status, "code": code})
-        if answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES:
+        if _try_again(answer, code):
             raise unverified
         raise AccessDenied("STS did not accept the caller proof")
 
@@ -187,6 +187,11 @@ def _identity(answer: Answer, partition: str) -> str:
         observability.logger.warning("STS answered without a well-formed GetCallerIdentityResult")
         raise AccessDenied("the caller's identity could not be established")
     return match.group(0)
+
+
+def _try_again(answer: Answer, code: str) -> bool:
+    """STS is down or throttling (a 5xx, a 429, or a throttling code with HTTP 400)."""
+    return answer.status >= 500 or answer.status == 429 or code in UNAVAILABLE_CODES
 
 
 def _error_code(answer: Answer) -> str:
