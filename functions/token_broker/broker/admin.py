@@ -25,7 +25,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ from broker.config import (
     AWS_ENDPOINT_URL_STS,
     DEFAULT_REFRESH_AHEAD,
     DEFAULT_SECRET_PREFIX,
-    Settings,
     loopback_sts_endpoint,
 )
 from broker.decisions import cache_key
@@ -203,9 +201,8 @@ def try_profile(arguments: argparse.Namespace, aws: Aws) -> str:
     note = ""
     web_identity = None
     if profile.auth_method is AuthMethod.AWS_WEB_IDENTITY_TOKEN:
-        settings = Settings(table_name="-", region=aws.region())
         override = loopback_sts_endpoint(os.environ.get(AWS_ENDPOINT_URL_STS))
-        web_identity = web_identity_tokens(replace(settings, sts_endpoint_override=override), aws.session())
+        web_identity = web_identity_tokens(aws.region(), override, aws.session())
         note = (
             " The assertion came from STS GetWebIdentityToken with your own credentials, not the broker's role: "
             "it names your role as subject, so the authorization server accepts it only if it trusts that too."

@@ -43,9 +43,9 @@ class AwsClients:
 
 
 class MadeAtFirstUse:
-    """A client made when it is first used: most containers never hand a renewal over, and a
-    client costs 6 to 8 ms of CPU to make (every answer reads its profile, so Secrets Manager's
-    is made at once)."""
+    """A client (or session) made when it is first used: most containers never hand a renewal
+    over nor ask for a web identity token, and a client costs 6 to 8 ms of CPU to make (every
+    answer reads its profile, so Secrets Manager's is made at once)."""
 
     __slots__ = ("_client", "_lock", "_make")
 
@@ -91,22 +91,16 @@ def build_service(settings: Settings, clients: AwsClients | None = None) -> Toke
         store=TokenTable(
             clients.dynamodb, settings.table_name, sealer, refusal_seconds=settings.negative_cache_seconds
         ),
-        endpoint=TokenEndpoint(web_identity=web_identity_tokens(settings)),
+        endpoint=TokenEndpoint(web_identity=web_identity_tokens(settings.region, settings.sts_endpoint_override)),
         renewal_function=renewal_function,
     )
 
 
-def web_identity_tokens(settings: Settings, session: Any = None) -> WebIdentityTokens:
-    """Web identity tokens of the role whose credentials `session` (default: the function's,
-    made at first use: most containers never need one) holds."""
-    made: list[Any] = [session] if session is not None else []
-
-    def credentials() -> Any:
-        if not made:
-            made.append(botocore.session.get_session())
-        return made[0].get_credentials()
-
-    return WebIdentityTokens(Sts(settings.region, settings.sts_endpoint_override, credentials=credentials))
+def web_identity_tokens(region: str, sts_endpoint_override: str | None, session: Any = None) -> WebIdentityTokens:
+    """Web identity tokens of the role whose credentials `session` holds (default: the function's
+    own, from a session made at first use)."""
+    holder = session if session is not None else MadeAtFirstUse(botocore.session.get_session)
+    return WebIdentityTokens(Sts(region, sts_endpoint_override, credentials=lambda: holder.get_credentials()))
 
 
 def build_caller_identity(settings: Settings) -> CallerIdentity:
