@@ -64,10 +64,10 @@ lint: $(INSTALLED) $(TOOLS_INSTALLED)
 	$(BIN)/mypy
 	$(BIN)/mypy functions/example_consumer
 	$(BIN)/bandit --quiet --recursive functions layers devstack scripts --configfile pyproject.toml
-	$(BIN)/cfn-lint template.yaml bootstrap.yaml
+	$(BIN)/cfn-lint template.yaml bootstrap.yaml docs/profile-role.yaml
 	$(BIN)/sam validate --lint
 	$(BIN)/sam validate --region us-east-1
-	$(TOOLS)/checkov --file template.yaml --file bootstrap.yaml --framework cloudformation --compact --quiet --skip-download
+	$(TOOLS)/checkov --file template.yaml --file bootstrap.yaml --file docs/profile-role.yaml --framework cloudformation --compact --quiet --skip-download
 	$(BIN)/python -m devstack.iam_audit
 	$(TOOLS)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(TOOLS)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml

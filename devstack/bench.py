@@ -299,8 +299,7 @@ class Bench:
         reads its secret: first asks and later ones are compared apart."""
         api = LocalLambdaApi(load_handler_module(), self.stack.sts).start()
         from broker.config import Settings
-        from broker.decisions import cache_key
-        from broker.profiles import parse_profile
+        from broker.profiles import cache_key, parse_profile
         from broker.renewal_function import Renewal, renewal_event
         from broker.wiring import aws_clients
 

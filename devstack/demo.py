@@ -17,12 +17,10 @@ import os
 import warnings
 from typing import Any
 
-from devstack.authserver import FederatedCredential
 from devstack.container import ContainerProcess
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import RENEWAL_FUNCTION_ARN, invoke, load_handler_module
 from devstack.stack import (
-    BROKER_ROLE_ARN,
     DEMO_PROFILE,
     DEVELOPER_ROLE_ARN,
     LocalStack,
@@ -98,16 +96,19 @@ def main() -> None:
 
 
 def secretless(stack: LocalStack, app: Any) -> None:
-    """A profile without any secret: the app trusts the broker's role through a federated
-    credential (as Entra ID does), and the broker proves its role with a JWT the local STS issues."""
-    credential = FederatedCredential(stack.sts.issuer, BROKER_ROLE_ARN, "api://AzureADTokenExchange")
+    """A profile without any secret: the app trusts the profile's own role through a federated
+    credential (as Entra ID does); the broker assumes that role, tagged with the profile's name, and
+    proves it with a JWT the local STS issues."""
     document = create_web_identity_profile(
-        stack.aws, stack.server, "entra-federated", "federated-app", credential, allowed_callers=[DEVELOPER_ROLE_ARN]
+        stack.aws, stack.server, stack.sts, "entra-federated", "federated-app", allowed_callers=[DEVELOPER_ROLE_ARN]
     )
     print(f"\nA profile with no secret at all (it holds {', '.join(sorted(document))}):")
     invocation = invoke(app, with_proof({"profile": "entra-federated"}, stack.developer))
     describe("6. aws_web_identity_token", invocation.answer, invocation.metrics, invocation.milliseconds)
-    print(f"  {'':<34} the broker's role proved itself with a JWT of {stack.sts.issuer} (GetWebIdentityToken)")
+    print(
+        f"  {'':<34} the broker assumed {document['web_identity_role']} (tag token-broker-profile=entra-federated)"
+        f" and proved it with a JWT of {stack.sts.issuer} (GetWebIdentityToken)"
+    )
 
 
 def ahead(stack: LocalStack, app: Any, api: LocalLambdaApi, environment: dict[str, str]) -> None:

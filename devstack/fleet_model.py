@@ -27,9 +27,9 @@ from botocore.config import Config
 
 from broker.caller_identity import Caller, Door
 from broker.config import Settings
-from broker.decisions import CachedToken, cache_key
+from broker.decisions import CachedToken
 from broker.errors import BrokerError, InternalError
-from broker.profiles import Profile
+from broker.profiles import Profile, cache_key
 from broker.sensitive import Sensitive
 from broker.service import TokenService
 from broker.token_request import parse_request

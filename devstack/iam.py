@@ -49,8 +49,10 @@ def _principals(statement: Mapping[str, Any]) -> list[str]:
     return [values] if isinstance(values, str) else list(values)
 
 
-def _listed(value: str | Iterable[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+def _listed(value: str | int | Iterable[str]) -> list[str]:
+    if isinstance(value, (str, int)):
+        return [str(value)]
+    return list(value)
 
 
 def _matches(statement: Mapping[str, Any], request: Request) -> bool:
@@ -78,20 +80,32 @@ _OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "ArnEquals": lambda wanted, given: given == wanted,
     "ArnLike": lambda wanted, given: _like(wanted, given),
     "Bool": lambda wanted, given: given.lower() == str(wanted).lower(),
+    "NumericLessThanEquals": lambda wanted, given: float(given) <= float(wanted),
 }
 
 
 def _conditions_hold(conditions: Mapping[str, Mapping[str, Any]], context: Context) -> bool:
+    """Every condition holds. `Null` tests a key's presence; `ForAllValues:` holds when every value
+    of a multivalued key matches, and for a missing key (an empty set) too, as AWS documents it;
+    otherwise a key missing from the request fails the condition, and any value may match."""
     for operator, keys in conditions.items():
-        if operator not in _OPERATORS:
+        qualifier, _, base = operator.rpartition(":")
+        if (base != "Null" and base not in _OPERATORS) or qualifier not in ("", "ForAllValues"):
             raise ValueError(f"the evaluator does not know the condition operator {operator}")
-        test = _OPERATORS[operator]
         for key, wanted in keys.items():
             given = context.get(key)
+            if base == "Null":
+                if (given is None) != (str(wanted).lower() == "true"):
+                    return False
+                continue
             if given is None:
+                if qualifier == "ForAllValues":
+                    continue
                 return False
+            test = _OPERATORS[base]
             values = [given] if isinstance(given, str) else given
-            if not any(test(option, value) for option in _listed(wanted) for value in values):
+            matched = [any(test(option, value) for option in _listed(wanted)) for value in values]
+            if not (all(matched) if qualifier == "ForAllValues" else any(matched)):
                 return False
     return True
 

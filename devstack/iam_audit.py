@@ -85,10 +85,18 @@ REASONS: dict[tuple[str, str, str], str] = {
         )
         for action in ("sns:CreateTopic", "sns:SetTopicAttributes")
     },
+    **{
+        (policy, "CredentialsExposure", "sts:AssumeRole"): (
+            "secretless profiles' own roles only: under the stack's profile role path, and only with the "
+            "session tag token-broker-profile, which each such role's trust policy requires to be its own "
+            "profile's name (docs/profile-role.yaml); a profile role can do only what its creator gave it"
+        )
+        for policy in ("bootstrap.yaml PermissionsBoundary", "template.yaml ProfileRolesPolicy")
+    },
 }
 # Kinds of finding that need a reason, and kinds that must not occur at all.
-EXPLAINED_KINDS = ("PrivilegeEscalation", "ResourceExposure")
-FORBIDDEN_KINDS = ("CredentialsExposure", "ServiceWildcard")
+EXPLAINED_KINDS = ("PrivilegeEscalation", "ResourceExposure", "CredentialsExposure")
+FORBIDDEN_KINDS = ("ServiceWildcard",)
 
 
 @dataclass(frozen=True)

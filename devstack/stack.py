@@ -23,6 +23,12 @@ DEVELOPER_ROLE = "local-developer"
 DEVELOPER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{DEVELOPER_ROLE}"
 BROKER_ROLE = "token-broker-function"
 BROKER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{BROKER_ROLE}"
+# Each secretless profile's own role lives under this path (the template's ProfileRolePath).
+PROFILE_ROLE_PATH = "/token-broker-profiles/token-broker-local/"
+
+
+def profile_role_arn(profile: str) -> str:
+    return f"arn:aws:iam::123456789012:role{PROFILE_ROLE_PATH}{profile}"
 
 
 def create_profile(
@@ -50,19 +56,27 @@ def create_profile(
 def create_web_identity_profile(
     aws: LocalAws,
     server: LocalAuthorizationServer,
+    sts: LocalSts,
     name: str,
     client_id: str,
-    credential: FederatedCredential,
+    trusting: dict[str, Any] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """A client that trusts `credential` (an issuer, a subject and an audience, as Entra ID's
-    federated identity credentials do) on the local authorization server, and a profile that
-    authenticates as it with the broker role's web identity tokens; returns the profile's document."""
+    """A profile that authenticates with web identity tokens of its own role, and everything
+    around it as the runbook sets it up: the role (under the stack's profile role path), whose
+    trust policy admits the broker's role with this profile's tag alone, and a client on the local
+    authorization server with a federated credential (as Entra ID's) that trusts the role's JWTs.
+    `trusting` changes what the credential trusts (issuer, subject, audience, algorithms);
+    returns the profile's document."""
+    role = profile_role_arn(name)
+    sts.trust(role, name, BROKER_ROLE)
+    credential = FederatedCredential(**{"issuer": sts.issuer, "subject": role, **(trusting or {})})
     document = {
         "token_url": server.token_url,
         "client_id": client_id,
         "auth_method": "aws_web_identity_token",
         "assertion_audience": credential.audience,
+        "web_identity_role": role,
         **fields,
     }
     server.add_client(client_id, auth_method="aws_web_identity_token", federated=credential)

@@ -40,7 +40,8 @@ from devstack.loopback import LoopbackServer
 from token_client.caller_proof import Broker, sign_caller_proof
 
 ACCOUNT = "123456789012"
-ACTIONS = ("GetCallerIdentity", "GetWebIdentityToken")
+ACTIONS = ("GetCallerIdentity", "GetWebIdentityToken", "AssumeRole")
+PROFILE_TAG = "token-broker-profile"
 MAX_SKEW_SECONDS = 15 * 60  # STS's own window
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key_id>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,"
@@ -55,6 +56,16 @@ class Issued:
     arn: str
     user_id: str
     credentials: ReadOnlyCredentials
+    role_arn: str | None = None  # an assumed role's own ARN, its path included
+
+
+@dataclass(frozen=True)
+class Trust:
+    """A profile role's trust policy, as the runbook writes it: the broker's roles may assume it
+    (and tag the session) only with `token-broker-profile` = `profile`."""
+
+    profile: str
+    principals: tuple[str, ...]  # the names of the roles whose sessions it trusts
 
 
 class LocalSts:
@@ -64,6 +75,8 @@ class LocalSts:
         self.web_identity_requests: list[tuple[str, str]] = []  # (audience, algorithm) of each
         self.web_identity_tokens: list[str] = []  # every JWT it issued
         self.outbound_federation = True  # the account's feature, on or off
+        self.trusts: dict[str, Trust] = {}  # role ARN -> its trust policy
+        self.assume_role_requests: list[tuple[str, str, str]] = []  # (role ARN, session name, profile tag)
         # an IAM policy's sts:IdentityTokenAudience for every role: None allows any audience
         self.allowed_audiences: set[str] | None = None
         self._issued: dict[str, Issued] = {}
@@ -91,14 +104,20 @@ class LocalSts:
     def stop(self) -> None:
         self._server.stop()
 
-    def assume_role(self, role_name: str, session_name: str, account: str = ACCOUNT) -> Issued:
+    def assume_role(self, role_name: str, session_name: str, account: str = ACCOUNT, path: str = "/") -> Issued:
         """Session credentials for `arn:aws:sts::<account>:assumed-role/<role_name>/<session_name>`."""
         return self._issue(
             "ASIA",
             f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}",
             f"AROA{secrets.token_hex(8).upper()}:{session_name}",
             session_token=secrets.token_urlsafe(96).replace("-", "+").replace("_", "/"),
+            role_arn=f"arn:aws:iam::{account}:role{path}{role_name}",
         )
+
+    def trust(self, role_arn: str, profile: str, *principals: str) -> None:
+        """Makes `role_arn` assumable by sessions of the roles named `principals`, with the
+        session tag `token-broker-profile` = `profile` only."""
+        self.trusts[role_arn] = Trust(profile, principals)
 
     def user(self, user_name: str, account: str = ACCOUNT) -> Issued:
         """Long-term credentials (no session token) of `arn:aws:iam::<account>:user/<user_name>`."""
@@ -113,11 +132,15 @@ class LocalSts:
         with self._lock:
             self.caller_identity_requests = 0
             self.web_identity_requests.clear()
+            self.assume_role_requests.clear()
         self.outbound_federation, self.allowed_audiences = True, None
 
-    def _issue(self, prefix: str, arn: str, user_id: str, session_token: str | None = None) -> Issued:
+    def _issue(
+        self, prefix: str, arn: str, user_id: str, session_token: str | None = None, role_arn: str | None = None
+    ) -> Issued:
         key_id = prefix + secrets.token_hex(8).upper()
-        issued = Issued(arn, user_id, ReadOnlyCredentials(key_id, secrets.token_urlsafe(30), session_token))
+        secret = secrets.token_urlsafe(30).replace("-", "+").replace("_", "/")
+        issued = Issued(arn, user_id, ReadOnlyCredentials(key_id, secret, session_token), role_arn)
         self._issued[key_id] = issued
         return issued
 
@@ -149,7 +172,7 @@ class LocalSts:
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         action = form.get("Action", [""])[0]
         if request.method != "POST" or request.path != "/" or action not in ACTIONS:
-            return _error(request, 400, "InvalidAction", "only POST / with GetCallerIdentity or GetWebIdentityToken")
+            return _error(request, 400, "InvalidAction", f"only POST / with {', '.join(ACTIONS)}")
         with self._lock:
             if action == "GetCallerIdentity":
                 self.caller_identity_requests += 1
@@ -158,6 +181,8 @@ class LocalSts:
             return _error(request, 403, *problem)
         if action == "GetWebIdentityToken":
             return self._web_identity_token(request, issued, form)
+        if action == "AssumeRole":
+            return self._assume_role(request, issued, form)
         result = {"Arn": issued.arn, "UserId": issued.user_id, "Account": issued.arn.split(":")[4]}
         if "application/json" in request.headers.get("Accept", ""):
             document = {
@@ -186,10 +211,10 @@ class LocalSts:
         if algorithm not in self._signing_keys or not audiences or not 60 <= duration <= 3600:
             return _error(request, 400, "ValidationError", "a parameter is invalid")
         now = int(time.time())
-        account, role = caller.arn.split(":")[4], caller.arn.split(":")[5].split("/")
+        account = caller.arn.split(":")[4]
         claims = {
             "iss": self.issuer,
-            "sub": f"arn:aws:iam::{account}:role/{role[1]}" if role[0] == "assumed-role" else caller.arn,
+            "sub": caller.role_arn or caller.arn,
             "aud": audiences[0] if len(audiences) == 1 else audiences,
             "iat": now,
             "nbf": now,
@@ -208,6 +233,41 @@ class LocalSts:
             f"<GetWebIdentityTokenResult>{result}</GetWebIdentityTokenResult>"
             f"<ResponseMetadata><RequestId>{secrets.token_hex(16)}</RequestId></ResponseMetadata>"
             "</GetWebIdentityTokenResponse>"
+        )
+        return Response(xml, 200, content_type="text/xml")
+
+    def _assume_role(self, request: Request, caller: Issued, form: dict[str, list[str]]) -> Response:
+        """AssumeRole as IAM evaluates a role's trust policy: the caller's role must be trusted,
+        and the session tag must be the one profile the role serves."""
+        role_arn = form.get("RoleArn", [""])[0]
+        session_name = form.get("RoleSessionName", [""])[0]
+        tags = {
+            form[f"Tags.member.{n}.Key"][0]: form.get(f"Tags.member.{n}.Value", [""])[0]
+            for n in range(1, 51)
+            if f"Tags.member.{n}.Key" in form
+        }
+        duration = int(form.get("DurationSeconds", ["3600"])[0])
+        with self._lock:
+            self.assume_role_requests.append((role_arn, session_name, tags.get(PROFILE_TAG, "")))
+        if not re.fullmatch(r"[\w+=,.@-]{2,64}", session_name) or not 900 <= duration <= 43200:
+            return _error(request, 400, "ValidationError", "a parameter is invalid")
+        trust = self.trusts.get(role_arn)
+        caller_role = (caller.role_arn or "").rsplit("/", 1)[-1]
+        if trust is None or caller_role not in trust.principals or tags.get(PROFILE_TAG) != trust.profile:
+            message = f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            return _error(request, 403, "AccessDenied", message)
+        path, _, role_name = role_arn.split(":role/", 1)[1].rpartition("/")
+        session = self.assume_role(role_name, session_name, role_arn.split(":")[4], f"/{path}/" if path else "/")
+        credentials = session.credentials
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + duration))
+        xml = (
+            '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
+            f"<Credentials><AccessKeyId>{credentials.access_key}</AccessKeyId>"
+            f"<SecretAccessKey>{credentials.secret_key}</SecretAccessKey>"
+            f"<SessionToken>{credentials.token}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
+            f"<AssumedRoleUser><AssumedRoleId>{session.user_id}</AssumedRoleId><Arn>{session.arn}</Arn>"
+            "</AssumedRoleUser></AssumeRoleResult>"
+            f"<ResponseMetadata><RequestId>{secrets.token_hex(16)}</RequestId></ResponseMetadata></AssumeRoleResponse>"
         )
         return Response(xml, 200, content_type="text/xml")
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from devstack.authserver import FederatedCredential, LocalAuthorizationServer
+from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.container import ContainerProcess
 from devstack.lambda_api import LocalLambdaApi
@@ -288,6 +288,7 @@ class Profiles:
 
     aws: LocalAws
     server: LocalAuthorizationServer
+    sts: LocalSts
     prefix: str = BROKER_ENVIRONMENT["SECRET_PREFIX"]
 
     def create(self, auth_method: str = "client_secret_basic", **fields: Any) -> str:
@@ -298,12 +299,13 @@ class Profiles:
         SECRETS_USED.add(document["client_secret"])
         return name
 
-    def create_web_identity(self, credential: FederatedCredential, **fields: Any) -> str:
-        """A profile whose client trusts `credential`; it admits the consumer role unless
-        `allowed_callers` says otherwise."""
+    def create_web_identity(self, trusting: dict[str, Any] | None = None, **fields: Any) -> str:
+        """A secretless profile with its own role, whose client trusts that role's JWTs (or what
+        `trusting` changes); it admits the consumer role unless `allowed_callers` says otherwise."""
         fields.setdefault("allowed_callers", [CONSUMER_ROLE_ARN])
         name = f"p-{secrets.token_hex(4)}"
-        create_web_identity_profile(self.aws, self.server, name, f"client-{secrets.token_hex(4)}", credential, **fields)
+        client_id = f"client-{secrets.token_hex(4)}"
+        create_web_identity_profile(self.aws, self.server, self.sts, name, client_id, trusting, **fields)
         return name
 
     def put(self, name: str, document: dict[str, Any] | str) -> None:
@@ -322,7 +324,7 @@ class Profiles:
 
 @pytest.fixture
 def profiles(local_aws: LocalAws, auth_server: LocalAuthorizationServer, local_sts: LocalSts) -> Iterator[Profiles]:
-    yield Profiles(local_aws, auth_server)
+    yield Profiles(local_aws, auth_server, local_sts)
     auth_server.reset()
     local_sts.reset()
 
@@ -386,8 +388,7 @@ class Broker:
 
     def cache_key(self, profiles: Profiles, profile: str, scopes: frozenset[str] = frozenset()) -> str:
         """The table's key for a profile's token, as the broker computes it."""
-        from broker.decisions import cache_key
-        from broker.profiles import parse_profile
+        from broker.profiles import cache_key, parse_profile
 
         return cache_key(parse_profile(profile, json.dumps(profiles.document(profile))), scopes)
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from broker.caller_identity import Caller, Door
 from broker.callers import parse_caller_rule
+from broker.client_auth import SecretBasic
 from broker.config import Settings
-from broker.decisions import cache_key
 from broker.errors import BrokerError, UpstreamError, UpstreamUnavailable
-from broker.profiles import Profile
+from broker.profiles import Profile, cache_key
 from broker.renewal_function import Renewal
 from broker.sensitive import Sensitive
 from broker.service import Served, TokenService
@@ -33,7 +33,7 @@ PROFILE = Profile(
     name="orders",
     token_url="https://idp.example.com/oauth2/v1/token",
     client_id="orders-client",
-    client_secret=Sensitive("s3cret-for-the-simulation"),
+    client_auth=SecretBasic(Sensitive("s3cret-for-the-simulation")),
     allowed_callers=(parse_caller_rule("arn:aws:iam::123456789012:role/orders-*"),),
 )
 KEY = cache_key(PROFILE, frozenset())

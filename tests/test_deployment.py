@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from broker.sts import PROFILE_TAG
 from devstack import deployment
 from devstack.deployment import (
     BOUNDARY,
@@ -172,6 +173,11 @@ def test_the_deploy_role_cannot_change_the_boundary(action: str) -> None:
         assert allows(deploy_policy(), Request(action, f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{STACK}-Broker-X"))
 
 
+# The context the broker's own requests carry, where a policy's condition tests it.
+PROFILE_TAGGED = {"aws:TagKeys": [PROFILE_TAG], f"aws:RequestTag/{PROFILE_TAG}": "orders"}
+SENT_WITH = {"sts:AssumeRole": PROFILE_TAGGED, "sts:TagSession": PROFILE_TAGGED}
+
+
 def role_needs() -> list[Request]:
     """What the stack's roles do, from their own policies, as the account will hold them; and
     what the AWS managed policies they carry are for (logs, traces, CodeDeploy's traffic shift)."""
@@ -192,7 +198,7 @@ def role_needs() -> list[Request]:
         document = resolved(resource["Properties"]["PolicyDocument"], values, conditions)
         for statement in document["Statement"]:
             for action in listed(statement["Action"]):
-                found += [Request(action, arn) for arn in listed(statement["Resource"])]
+                found += [Request(action, arn, SENT_WITH.get(action, {})) for arn in listed(statement["Resource"])]
     log_group = f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{STACK}-TokenBrokerLogGroup-X:log-stream:x"
     function = values["TokenBrokerFunction.Arn"]
     found += [
@@ -215,10 +221,18 @@ def test_the_boundary_allows_what_the_stacks_roles_do() -> None:
     assert refused == []
 
 
-def test_the_boundary_allows_no_iam_action_at_all() -> None:
+def test_the_boundary_allows_no_iam_action_at_all_and_assumes_only_profile_roles_tagged() -> None:
     boundary = bootstrap_policies()["PermissionsBoundary"]
     actions = [action for statement in boundary for action in listed(statement["Action"])]
-    assert not [action for action in actions if action.lower().startswith(("iam:", "sts:assumerole", "*"))]
+    assert not [action for action in actions if action.lower().startswith(("iam:", "*"))]
+    profile_role = f"arn:{PARTITION}:iam::{ACCOUNT}:role/token-broker-profiles/{STACK}/orders"
+    tagged = {"aws:TagKeys": ["token-broker-profile"], "aws:RequestTag/token-broker-profile": "orders"}
+    assert allows(boundary, Request("sts:AssumeRole", profile_role, tagged))
+    assert not allows(boundary, Request("sts:AssumeRole", profile_role, {}))
+    for elsewhere in (f"{STACK}-other/orders", "orders"):
+        role = f"arn:{PARTITION}:iam::{ACCOUNT}:role/token-broker-profiles/{elsewhere}"
+        assert not allows(boundary, Request("sts:AssumeRole", role, tagged))
+    assert not allows(boundary, Request("sts:AssumeRole", f"arn:{PARTITION}:iam::{ACCOUNT}:role/admin", tagged))
 
 
 def test_the_key_administrator_has_every_key_action_cloudformation_needs_and_is_the_deploy_role() -> None:

@@ -436,21 +436,104 @@ def test_lambdas_log_filter_never_drops_the_metrics() -> None:
         assert logging_config["ApplicationLogLevel"] == {"Fn::If": ["DebugLogs", "DEBUG", "INFO"]}
 
 
-def test_web_identity_tokens_only_for_the_stacks_audiences_and_only_five_minutes_long() -> None:
-    policy = RESOURCES["WebIdentityPolicy"]
-    assert policy["Condition"] == "HasWebIdentityAudiences"  # no audiences, no grant
-    assert TEMPLATE["Parameters"]["WebIdentityAudiences"]["Default"] == ""
-    assert policy["Properties"]["Roles"] == [{"Ref": f"{name}Role"} for name in BROKER_FUNCTIONS]
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "sts:GetWebIdentityToken"
-    condition = statement["Condition"]
-    assert condition["ForAllValues:StringEquals"] == {"sts:IdentityTokenAudience": {"Ref": "WebIdentityAudiences"}}
-    assert condition["Null"] == {"sts:IdentityTokenAudience": "false"}  # ForAllValues holds on an empty set
+# The attack of a secret writer: a profile whose secret names another profile's role.
+BROKER_ROLE = "arn:aws:iam::123456789012:role/tb-dev-TokenBrokerFunctionRole-ABC"
+
+
+def assume(role: str, tags: dict[str, str]) -> list[Any]:
+    from devstack.iam import Request
+
+    context = {"aws:TagKeys": list(tags), **{f"aws:RequestTag/{key}": value for key, value in tags.items()}}
+    return [Request(action, role, context) for action in ("sts:AssumeRole", "sts:TagSession")]
+
+
+def profile_role(stack: str, profile: str) -> Any:
+    from devstack.iam import resolved
+
+    document = load_template(ROOT / "docs" / "profile-role.yaml")
+    values = {
+        "BrokerStackName": stack,
+        "ProfileName": profile,
+        "BrokerRoleArns": [BROKER_ROLE],
+        "AssertionAudience": "api://AzureADTokenExchange",
+        "AWS::Partition": "aws",
+    }
+    return resolved(document["Resources"]["ProfileRole"]["Properties"], values, {})
+
+
+def broker_role_policy(stack: str) -> Any:
+    from devstack.iam import resolved
+
+    values = {"AWS::Partition": "aws", "AWS::AccountId": "123456789012", "AWS::StackName": stack}
+    statements = RESOURCES["ProfileRolesPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    return resolved(statements, values, {})
+
+
+@pytest.mark.parametrize(
+    ("role", "tags", "allowed"),
+    [
+        ("role/token-broker-profiles/tb-dev/orders", {"token-broker-profile": "orders"}, True),
+        ("role/token-broker-profiles/tb-dev/orders", {}, False),
+        ("role/token-broker-profiles/tb-dev/orders", {"token-broker-profile": "orders", "team": "x"}, False),
+        ("role/token-broker-profiles/tb-dev-prod/orders", {"token-broker-profile": "orders"}, False),
+        ("role/token-broker-profiles/orders", {"token-broker-profile": "orders"}, False),
+        ("role/admin", {"token-broker-profile": "orders"}, False),
+    ],
+    ids=["its-path-tagged", "untagged", "another-tag", "a-longer-stack-name", "no-stack", "any-other-role"],
+)
+def test_the_brokers_roles_assume_only_profile_roles_of_their_stack_and_only_tagged(
+    role: str, tags: dict[str, str], allowed: bool
+) -> None:
+    from devstack.iam import allows
+
+    policy = broker_role_policy("tb-dev")
+    assert RESOURCES["ProfileRolesPolicy"]["Properties"]["Roles"] == [{"Ref": f"{n}Role"} for n in BROKER_FUNCTIONS]
+    requests = assume(f"arn:aws:iam::123456789012:{role}", tags)
+    assert [allows(policy, request) for request in requests] == [allowed, allowed]
+
+
+@pytest.mark.parametrize(
+    ("principal", "tag", "allowed"),
+    [
+        (BROKER_ROLE, "orders", True),
+        (BROKER_ROLE, "billing", False),
+        ("arn:aws:iam::123456789012:role/x", "orders", False),
+    ],
+    ids=["the-broker-for-its-profile", "the-broker-for-another-profile", "anyone-else"],
+)
+def test_a_profile_role_trusts_the_broker_only_for_its_own_profile(principal: str, tag: str, allowed: bool) -> None:
+    from devstack.iam import allows
+
+    # Given the role of profile "orders", named by a secret writer from profile "billing" too
+    trust = profile_role("tb-dev", "orders")["AssumeRolePolicyDocument"]["Statement"]
+    requests = assume("*", {"token-broker-profile": tag})
+
+    assert [allows(trust, request, principal) for request in requests] == [allowed, allowed]
+
+
+def test_a_profile_role_gets_five_minute_web_identity_tokens_for_its_audience_only() -> None:
+    from broker.client_auth.web_identity import ASSERTION_ALGORITHMS
     from broker.sts import WEB_IDENTITY_SECONDS
+    from devstack.iam import Request, allows
 
-    assert condition["NumericLessThanEquals"] == {"sts:DurationSeconds": WEB_IDENTITY_SECONDS}
-    from broker.profiles import ASSERTION_ALGORITHMS
+    role = profile_role("tb-dev", "orders")
+    assert role["Path"] == "/token-broker-profiles/tb-dev/"
+    (policy,) = role["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
 
-    assert condition["StringEquals"] == {"sts:SigningAlgorithm": list(ASSERTION_ALGORITHMS)}
-    subjects = TEMPLATE["Outputs"]["WebIdentitySubjects"]["Value"]["Fn::Join"][1]
-    assert subjects == [{"Fn::GetAtt": [f"{name}Role", "Arn"]} for name in BROKER_FUNCTIONS]
+    def asks(audiences: list[str], seconds: int, algorithm: str) -> bool:
+        context = {
+            "sts:IdentityTokenAudience": audiences,
+            "sts:DurationSeconds": str(seconds),
+            "sts:SigningAlgorithm": algorithm,
+        }
+        return allows(statements, Request("sts:GetWebIdentityToken", "*", context))
+
+    audience = ["api://AzureADTokenExchange"]
+    assert all(asks(audience, WEB_IDENTITY_SECONDS, algorithm) for algorithm in ASSERTION_ALGORITHMS)
+    assert not asks([*audience, "https://attacker.example"], WEB_IDENTITY_SECONDS, "RS256")
+    assert not asks(audience, WEB_IDENTITY_SECONDS + 1, "RS256")
+    assert not asks(audience, WEB_IDENTITY_SECONDS, "HS256")
+    # and the template says where such roles are made
+    path = TEMPLATE["Outputs"]["ProfileRolePath"]["Value"]
+    assert path == {"Fn::Sub": "/token-broker-profiles/${AWS::StackName}/"}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from broker.admin import main
-from devstack.authserver import FederatedCredential, LocalAuthorizationServer
+from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.sts import LocalSts, credentials_environment
 from tests.conftest import SECRETS_USED, Broker, Profiles
@@ -125,7 +125,7 @@ def test_try_a_web_identity_profile_uses_the_operators_own_role_and_says_so(
     for name, value in credentials_environment(operator).items():
         monkeypatch.setenv(name, value)
     subject = "arn:aws:iam::123456789012:role/platform-operator"
-    profile = profiles.create_web_identity(FederatedCredential(local_sts.issuer, subject, "api://AzureADTokenExchange"))
+    profile = profiles.create_web_identity({"subject": subject})
 
     status, out, _ = run(capsys, "try", profile)
 
@@ -133,6 +133,7 @@ def test_try_a_web_identity_profile_uses_the_operators_own_role_and_says_so(
     assert "a token for" in out
     assert "your own credentials" in out
     assert local_sts.web_identity_requests == [("api://AzureADTokenExchange", "RS256")]
+    assert local_sts.assume_role_requests == []  # the operator's JWT, never the profile role's
 
 
 def test_check_refuses_a_certificate_of_another_key_naming_the_field(

@@ -26,18 +26,13 @@ from tests.credentials import certificate_pem, private_key, private_pem
 ENTRA_AUDIENCE = "api://AzureADTokenExchange"
 
 
-def trusting(local_sts: LocalSts, **changes: Any) -> FederatedCredential:
-    """The federated credential an Entra ID app would hold for the broker's role."""
-    fields: dict[str, Any] = {"issuer": local_sts.issuer, "subject": BROKER_ROLE_ARN, "audience": ENTRA_AUDIENCE}
-    return FederatedCredential(**{**fields, **changes})
-
-
 class TestWebIdentityTokens:
     def test_a_token_with_no_secret_anywhere(
         self, broker: Broker, profiles: Profiles, local_sts: LocalSts, auth_server: LocalAuthorizationServer
     ) -> None:
-        # Given an app that trusts the broker's role, and a profile with no secret
-        profile = profiles.create_web_identity(trusting(local_sts))
+        # Given an app that trusts the profile's own role, and a profile with no secret
+        profile = profiles.create_web_identity()
+        role = profiles.document(profile)["web_identity_role"]
 
         # When two tokens are asked for (two scope sets)
         first = broker.invoke({"profile": profile, "scopes": ["orders.read"]}).answer
@@ -52,14 +47,16 @@ class TestWebIdentityTokens:
         assert form["client_id"] == profiles.client_id(profile)
         assert "client_secret" not in form
         claims = jwt.decode(form["client_assertion"], options={"verify_signature": False})
-        assert (claims["iss"], claims["sub"], claims["aud"]) == (local_sts.issuer, BROKER_ROLE_ARN, ENTRA_AUDIENCE)
+        assert (claims["iss"], claims["sub"], claims["aud"]) == (local_sts.issuer, role, ENTRA_AUDIENCE)
         assert requests[1].form["client_assertion"] == form["client_assertion"]  # reused: > 60 s left
         assert local_sts.web_identity_requests == [(ENTRA_AUDIENCE, "RS256")]
+        # and the role was assumed once, tagged with the profile's name and in a session named after it
+        assert local_sts.assume_role_requests == [(role, profile, profile)]
 
     def test_es384_when_the_credential_asks_for_it(
         self, broker: Broker, profiles: Profiles, local_sts: LocalSts
     ) -> None:
-        profile = profiles.create_web_identity(trusting(local_sts, algorithms=("ES384",)), assertion_algorithm="ES384")
+        profile = profiles.create_web_identity({"algorithms": ("ES384",)}, assertion_algorithm="ES384")
 
         answer = broker.invoke({"profile": profile}).answer
 
@@ -84,7 +81,7 @@ class TestWebIdentityTokens:
         auth_server: LocalAuthorizationServer,
         credential: dict[str, Any],
     ) -> None:
-        profile = profiles.create_web_identity(trusting(local_sts, **credential), assertion_audience=ENTRA_AUDIENCE)
+        profile = profiles.create_web_identity(credential, assertion_audience=ENTRA_AUDIENCE)
 
         answer = broker.invoke({"profile": profile}).answer
 
@@ -96,7 +93,8 @@ class TestWebIdentityTokens:
     ) -> None:
         # an assertion as an attacker would present it: expired, or re-signed with its own key
         client_id = f"client-{secrets.token_hex(4)}"
-        auth_server.add_client(client_id, auth_method="aws_web_identity_token", federated=trusting(local_sts))
+        credential = FederatedCredential(local_sts.issuer, BROKER_ROLE_ARN, ENTRA_AUDIENCE)
+        auth_server.add_client(client_id, auth_method="aws_web_identity_token", federated=credential)
         now = int(time.time())
         claims = {"iss": local_sts.issuer, "sub": BROKER_ROLE_ARN, "aud": ENTRA_AUDIENCE, "jti": "x"}
         claims |= {"iat": now - 600, "exp": now - 300} if tamper == "expired" else {"iat": now, "exp": now + 300}
@@ -137,7 +135,7 @@ class TestWebIdentityTokens:
         set_up: Any,
         named: str,
     ) -> None:
-        profile = profiles.create_web_identity(trusting(local_sts))
+        profile = profiles.create_web_identity()
         set_up(local_sts)
 
         answer = broker.invoke({"profile": profile}).answer
@@ -163,7 +161,7 @@ class TestWebIdentityTokens:
         auth_server: LocalAuthorizationServer,
         fault: Fault,
     ) -> None:
-        profile = profiles.create_web_identity(trusting(local_sts))
+        profile = profiles.create_web_identity()
         broker.invoke({"profile": "warm-the-caller-proof"})  # the caller's proof costs no STS call below
         local_sts.fail_next(*[fault] * 8)
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
 
+from broker.client_auth import SecretBasic
 from broker.decisions import (
     DEFAULT_LIFETIME_SECONDS,
     CachedToken,
-    cache_key,
     effective_min_ttl,
     expires_in,
     is_usable,
@@ -19,8 +20,9 @@ from broker.decisions import (
     unreachable_min_ttl,
 )
 from broker.errors import outage_backoff
-from broker.profiles import Profile
+from broker.profiles import Profile, cache_key
 from broker.sensitive import Sensitive
+from broker.token_binding import Dpop
 
 NOW = 1_800_000_000.0
 
@@ -30,7 +32,12 @@ def token(expires_at: float, fetched_at: float = NOW) -> CachedToken:
 
 
 def profile(**changes: object) -> Profile:
-    fields: dict[str, object] = {"name": "p", "token_url": "https://idp.example.com/token", "client_id": "c"}
+    fields: dict[str, object] = {
+        "name": "p",
+        "token_url": "https://idp.example.com/token",
+        "client_id": "c",
+        "client_auth": SecretBasic(Sensitive("s")),
+    }
     return Profile(**{**fields, **changes})  # type: ignore[arg-type]
 
 
@@ -57,12 +64,27 @@ class TestCacheKey:
         assert cache_key(profile(), frozenset({"a"})) != cache_key(profile(**change), frozenset({"a"}))
 
     def test_a_rotated_secret_keeps_the_key_and_the_key_reveals_nothing(self) -> None:
-        old = profile(client_secret=Sensitive("old"))
+        old = profile(client_auth=SecretBasic(Sensitive("old")))
         key = cache_key(old, frozenset({"orders.read"}))
-        assert key == cache_key(profile(client_secret=Sensitive("new")), frozenset({"orders.read"}))
+        assert key == cache_key(profile(client_auth=SecretBasic(Sensitive("new"))), frozenset({"orders.read"}))
         assert "orders" not in key
         assert "idp" not in key
         assert len(key) == 64
+
+    def test_a_bearer_profile_keeps_the_key_it_had_before_token_bindings_so_an_upgrade_refetches_nothing(
+        self,
+    ) -> None:
+        # the version 3 key: name, token URL, client id, auth method, scopes, params
+        identity = ["p", "https://idp.example.com/token", "c", "client_secret_basic", ["a"], []]
+        v3 = hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
+        assert cache_key(profile(), frozenset({"a"})) == v3
+
+    @pytest.mark.parametrize("algorithm", ["ES256", "RS256", "PS256"])
+    def test_bearer_and_dpop_profiles_never_share_a_key_nor_do_dpop_algorithms(self, algorithm: str) -> None:
+        keys = {cache_key(profile(binding=Dpop(other)), frozenset()) for other in ("ES256", "RS256", "PS256")}
+        assert cache_key(profile(), frozenset()) not in keys
+        assert len(keys) == 3
+        assert cache_key(profile(binding=Dpop(algorithm)), frozenset()) in keys
 
     def test_scope_sets_differ(self) -> None:
         assert cache_key(profile(), frozenset({"a"})) != cache_key(profile(), frozenset({"a", "b"}))

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from broker.client_auth import PrivateKeyJwt, SecretBasic, WebIdentity
 from broker.config import Settings
-from broker.decisions import cache_key
 from broker.errors import ConfigurationError, InvalidRequest, ProfileMisconfigured
-from broker.profiles import parse_profile
+from broker.profiles import cache_key, parse_profile
 from broker.sensitive import Sensitive
+from broker.token_binding import Bearer, Dpop
 from broker.token_request import TokenRequest, parse_request
 from tests.conftest import EVENTS, SECRETS_USED
 from tests.credentials import certificate_pem, private_key, private_pem
@@ -23,6 +24,13 @@ GOOD = {
     "allowed_callers": ["arn:aws:iam::123456789012:role/orders-*"],
 }
 LAMBDA = {"TOKEN_TABLE_NAME": "t", "AWS_REGION": "eu-west-1"}
+
+
+WEB_IDENTITY = {
+    "auth_method": "aws_web_identity_token",
+    "assertion_audience": "api://AzureADTokenExchange",
+    "web_identity_role": "arn:aws:iam::123456789012:role/token-broker-profiles/stack/p",
+}
 
 
 def jwt_document(key: Any, **fields: str) -> dict[str, Any]:
@@ -72,8 +80,8 @@ class TestRequest:
 class TestProfile:
     def test_defaults(self) -> None:
         profile = parse_profile("p", json.dumps(GOOD))
-        assert profile.auth_method == "client_secret_basic"
-        assert profile.client_secret == Sensitive("s3cr3t")
+        assert profile.client_auth == SecretBasic(Sensitive("s3cr3t"))
+        assert profile.binding == Bearer()
         assert profile.scopes == frozenset()
         assert profile.allowed_scopes is None
 
@@ -130,24 +138,55 @@ class TestProfile:
         assert [rule.name for rule in raised.value.allowed_callers] == ["orders-"]
 
 
+class TestTokenBinding:
+    """token_binding: Bearer unless the profile asks for DPoP; each binding's fields are its own."""
+
+    @pytest.mark.parametrize(
+        ("fields", "binding"),
+        [
+            ({"token_binding": "dpop"}, Dpop("ES256")),
+            ({"token_binding": "dpop", "dpop_algorithm": "PS256"}, Dpop("PS256")),
+            ({"token_binding": "bearer"}, Bearer()),
+        ],
+    )
+    def test_a_profile_names_its_binding(self, fields: dict[str, str], binding: object) -> None:
+        assert parse_profile("p", json.dumps({**GOOD, **fields})).binding == binding
+
+    @pytest.mark.parametrize(
+        ("fields", "named"),
+        [
+            ({"token_binding": "mtls"}, "token_binding must be one of bearer, dpop"),
+            ({"token_binding": "dpop", "dpop_algorithm": "HS256"}, "dpop_algorithm must be one of ES256, RS256, PS256"),
+            ({"dpop_algorithm": "ES256"}, "dpop_algorithm is not used with token_binding bearer"),
+        ],
+    )
+    def test_a_binding_it_cannot_make_is_refused_naming_the_field(self, fields: dict[str, str], named: str) -> None:
+        with pytest.raises(ProfileMisconfigured, match=named):
+            parse_profile("p", json.dumps({**GOOD, **fields}))
+
+
 class TestCredentialKinds:
     """aws_web_identity_token and certificate credentials: what a profile of each must hold."""
 
     def test_a_web_identity_profile_holds_no_secret_and_names_its_audience(self) -> None:
-        document = {**GOOD, "auth_method": "aws_web_identity_token", "assertion_audience": "api://AzureADTokenExchange"}
+        document = {**GOOD, **WEB_IDENTITY}
         del document["client_secret"]
         profile = parse_profile("p", json.dumps(document))
-        assert (profile.auth_method, profile.assertion_algorithm) == ("aws_web_identity_token", "RS256")
-        assert profile.client_secret is None
+        assert profile.client_auth == WebIdentity(
+            WEB_IDENTITY["web_identity_role"], "api://AzureADTokenExchange", "RS256"
+        )
 
     @pytest.mark.parametrize(
         ("changes", "named"),
         [
             ({}, "assertion_audience"),
             ({"assertion_audience": "api://x", "client_secret": "s"}, "client_secret"),
-            ({"assertion_audience": "api://x", "assertion_algorithm": "HS256"}, "assertion_algorithm"),
+            ({**WEB_IDENTITY, "assertion_algorithm": "HS256"}, "assertion_algorithm"),
             ({"assertion_audience": "a" * 1001}, "assertion_audience"),
             ({"assertion_audience": "api://x", "certificate": "x"}, "certificate"),
+            ({"assertion_audience": "api://x"}, "web_identity_role is required"),
+            ({**WEB_IDENTITY, "web_identity_role": "arn:aws:iam::123456789012:user/alice"}, "web_identity_role"),
+            ({**WEB_IDENTITY, "web_identity_role": "arn:aws:iam::*:role/x"}, "web_identity_role"),
         ],
     )
     def test_a_web_identity_profile_refuses_what_it_cannot_use(self, changes: dict[str, str], named: str) -> None:
@@ -164,9 +203,10 @@ class TestCredentialKinds:
         key = private_key(kind)
         fields = {"signing_algorithm": algorithm} if algorithm else {}
         profile = parse_profile("p", json.dumps(jwt_document(key, certificate=certificate_pem(key), **fields)))
-        assert profile.signing_key is not None
-        assert profile.signing_key.algorithm == (algorithm or ("RS256" if kind == "rsa" else "ES256"))
-        assert len(profile.signing_key.certificate_thumbprint or "") == 43  # 32 bytes, base64url, unpadded
+        assert isinstance(profile.client_auth, PrivateKeyJwt)
+        signing_key = profile.client_auth.signing_key
+        assert signing_key.algorithm == (algorithm or ("RS256" if kind == "rsa" else "ES256"))
+        assert len(signing_key.certificate_thumbprint or "") == 43  # 32 bytes, base64url, unpadded
 
     @pytest.mark.parametrize(
         ("certificate", "algorithm", "named"),
@@ -200,7 +240,7 @@ class TestCredentialKinds:
     def test_the_cache_key_separates_profiles_that_differ_only_in_credential_kind(self) -> None:
         secret = parse_profile("p", json.dumps(GOOD))
         federated = {k: v for k, v in GOOD.items() if k != "client_secret"}
-        federated.update(auth_method="aws_web_identity_token", assertion_audience="api://AzureADTokenExchange")
+        federated.update(WEB_IDENTITY)
         assert cache_key(secret, frozenset()) != cache_key(parse_profile("p", json.dumps(federated)), frozenset())
 
 

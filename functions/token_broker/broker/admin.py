@@ -32,15 +32,16 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker import observability
+from broker.client_auth import WebIdentity
 from broker.config import (
     AWS_ENDPOINT_URL_STS,
     DEFAULT_REFRESH_AHEAD,
     DEFAULT_SECRET_PREFIX,
     loopback_sts_endpoint,
 )
-from broker.decisions import cache_key
 from broker.errors import BrokerError, ProfileMisconfigured
-from broker.profiles import AuthMethod, Profile, parse_profile
+from broker.profiles import Profile, cache_key, parse_profile
+from broker.token_binding import BEARER
 from broker.token_endpoint import TokenEndpoint
 from broker.token_table import PARTITION_KEY
 from broker.wiring import AwsClients, web_identity_tokens
@@ -191,7 +192,8 @@ def list_profiles(arguments: argparse.Namespace, aws: Aws) -> str:
             lines.append(f"{name}  not a valid profile: {error.detail}")
             continue
         callers = json.loads(text or "{}").get("allowed_callers", [])
-        lines.append(f"{name}  {profile.auth_method}  {' '.join(callers) or 'no callers admitted'}")
+        kind = profile.client_auth.method + ("" if profile.binding == BEARER else f"+{profile.binding.name}")
+        lines.append(f"{name}  {kind}  {' '.join(callers) or 'no callers admitted'}")
     return "\n".join(lines)
 
 
@@ -200,12 +202,13 @@ def try_profile(arguments: argparse.Namespace, aws: Aws) -> str:
     scopes = _scopes(arguments, profile)
     note = ""
     web_identity = None
-    if profile.auth_method is AuthMethod.AWS_WEB_IDENTITY_TOKEN:
+    if isinstance(profile.client_auth, WebIdentity):
         override = loopback_sts_endpoint(os.environ.get(AWS_ENDPOINT_URL_STS))
         web_identity = web_identity_tokens(aws.region(), override, aws.session())
         note = (
-            " The assertion came from STS GetWebIdentityToken with your own credentials, not the broker's role: "
-            "it names your role as subject, so the authorization server accepts it only if it trusts that too."
+            " The assertion came from STS GetWebIdentityToken with your own credentials, not the profile's role "
+            f"({profile.client_auth.role}): it names you as subject, so the authorization server accepts it only "
+            "if it trusts that too."
         )
     try:
         issued = TokenEndpoint(web_identity=web_identity).fetch(profile, scopes, time.time() + TRY_SECONDS)
@@ -303,7 +306,10 @@ def _summary(profile: Profile) -> str:
     """What an operator checks at a glance; nothing secret (no secret, key or token)."""
     scopes = " ".join(sorted(profile.scopes)) or "none"
     callers = len(profile.allowed_callers)
-    return f"auth_method {profile.auth_method}, default scopes {scopes}, {callers} allowed_callers entries."
+    return (
+        f"auth_method {profile.client_auth.describe()}, token_binding {profile.binding.describe()}, "
+        f"default scopes {scopes}, {callers} allowed_callers entries."
+    )
 
 
 def _read_profile_file(path: str) -> str:

@@ -24,6 +24,8 @@ _SESSION = re.compile(
     rf"arn:(?P<partition>{PARTITION}):sts::(?P<account>\d{{12}}):assumed-role/(?P<name>{_NAME})/[\w+=,.@-]{{1,64}}",
     re.ASCII,
 )
+# A role's ARN, as a profile names the role the broker assumes for it (its path kept: IAM needs it).
+ROLE_ARN = re.compile(rf"arn:{PARTITION}:iam::\d{{12}}:role/(?:[\w+=,.@-]+/)*{_NAME}", re.ASCII)
 _USER = re.compile(
     rf"arn:(?P<partition>{PARTITION}):iam::(?P<account>\d{{12}}):user/(?:[\w+=,.@-]+/)*(?P<name>{_NAME})",
     re.ASCII,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import TypeGuard
 
-from broker.profiles import Profile
 from broker.sensitive import Sensitive
 
 # A token response without `expires_in` and without a JWT `exp` is trusted for this long.
@@ -32,32 +30,12 @@ class CachedToken:
     scope: str
     expires_at: int
     fetched_at: float
+    dpop_key: Sensitive | None = None  # a DPoP token's private JWK: the token is bound to it
 
     @property
     def lifetime(self) -> float:
         """How long the token lived when it was fetched."""
         return self.expires_at - self.fetched_at
-
-
-def cache_key(profile: Profile, scopes: frozenset[str]) -> str:
-    """One key per (profile, client identity, credential kind and token URL, scope set,
-    token_params), hashed.
-
-    The profile is part of it so that two profiles never share a token, whatever their clients:
-    each is admitted by its own `allowed_callers`. The hash keeps names, client ids, URLs and
-    scopes out of the table; the secret is no part of it, so a rotated secret keeps serving the
-    same cached token.
-    """
-    identity = [
-        profile.name,
-        profile.token_url,
-        profile.client_id,
-        str(profile.auth_method),  # a token a secret got is not served where an assertion is expected
-        sorted(scopes),
-        sorted(profile.token_params.items()),
-    ]
-    canonical = json.dumps(identity, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def effective_min_ttl(configured: int, requested: int | None) -> int:

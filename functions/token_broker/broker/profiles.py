@@ -2,55 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from broker.callers import BadCallerEntry, CallerRule, parse_caller_rule
-from broker.client_assertion import SigningKey, load_signing_key
+from broker.client_auth import METHODS, ClientAuth
 from broker.endpoints import BadEndpoint, parse_endpoint
 from broker.errors import ProfileMisconfigured
-from broker.sensitive import Sensitive
+from broker.profile_document import ProfileDocument
+from broker.token_binding import BEARER, BINDINGS, TokenBinding
 from broker.token_request import parse_scopes
 
-
-class AuthMethod(StrEnum):
-    """How the broker authenticates as the profile's client at the token endpoint."""
-
-    CLIENT_SECRET_BASIC = "client_secret_basic"  # RFC 6749 §2.3.1
-    CLIENT_SECRET_POST = "client_secret_post"
-    PRIVATE_KEY_JWT = "private_key_jwt"  # RFC 7523, with a key (and certificate) of the profile's
-    AWS_WEB_IDENTITY_TOKEN = "aws_web_identity_token"  # RFC 7523, with a JWT STS issues the broker's role
-
-
-SECRET_METHODS = (AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST)
-# The algorithms STS signs web identity tokens with; the first is the default.
-ASSERTION_ALGORITHMS = ("RS256", "ES384")
-# The fields of one method alone: given with another, they say the profile is not what it seems.
-METHOD_FIELDS = {
-    "certificate": AuthMethod.PRIVATE_KEY_JWT,
-    "signing_algorithm": AuthMethod.PRIVATE_KEY_JWT,
-    "assertion_audience": AuthMethod.AWS_WEB_IDENTITY_TOKEN,
-    "assertion_algorithm": AuthMethod.AWS_WEB_IDENTITY_TOKEN,
-}
-FIELDS = frozenset(
+# The fields every profile may hold; each method and binding adds its own.
+COMMON_FIELDS = frozenset(
     {
         "token_url",
         "client_id",
-        "client_secret",
         "auth_method",
-        "private_key",
-        "key_id",
+        "token_binding",
         "scopes",
         "allowed_scopes",
         "token_params",
         "allowed_callers",
-        *METHOD_FIELDS,
     }
 )
-MAX_ASSERTION_AUDIENCE = 1000  # STS's own limit on an audience
+FIELDS = COMMON_FIELDS.union(
+    *(auth.fields for auth in METHODS.values()), *(binding.fields for binding in BINDINGS.values())
+)
 # Form fields the broker sets itself; a profile's token_params may not override them.
 RESERVED_PARAMS = frozenset(
     {"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
@@ -62,15 +43,8 @@ class Profile:
     name: str
     token_url: str
     client_id: str
-    auth_method: AuthMethod = AuthMethod.CLIENT_SECRET_BASIC
-    client_secret: Sensitive | None = None
-    private_key: Sensitive | None = None
-    # parsed from private_key (and certificate); equal profiles are told apart by those themselves
-    signing_key: SigningKey | None = field(default=None, compare=False)
-    key_id: str | None = None
-    certificate: str | None = None
-    assertion_audience: str | None = None  # aws_web_identity_token: the `aud` of STS's JWT
-    assertion_algorithm: str = ASSERTION_ALGORITHMS[0]
+    client_auth: ClientAuth
+    binding: TokenBinding = BEARER
     scopes: frozenset[str] = frozenset()
     allowed_scopes: frozenset[str] | None = None
     token_params: dict[str, str] = field(default_factory=dict)
@@ -85,68 +59,71 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
     if secret_string is None:
         raise ProfileMisconfigured(f"profile {name}: the secret has no SecretString")
     try:
-        document = json.loads(secret_string)
+        parsed = json.loads(secret_string)
     except ValueError:
         raise ProfileMisconfigured(f"profile {name}: the secret is not valid JSON") from None
-    if not isinstance(document, dict):
+    if not isinstance(parsed, dict):
         raise ProfileMisconfigured(f"profile {name}: the secret must be a JSON object")
-    allowed_callers = _allowed_callers(document.get("allowed_callers"), name)
+    allowed_callers = _allowed_callers(parsed.get("allowed_callers"), name)
+    document = ProfileDocument(
+        parsed, lambda message: ProfileMisconfigured(f"profile {name}: {message}", allowed_callers)
+    )
 
-    def bad(message: str) -> ProfileMisconfigured:
-        return ProfileMisconfigured(f"profile {name}: {message}", allowed_callers)
-
-    unknown = sorted(str(key)[:40] for key in document if key not in FIELDS)
+    unknown = sorted(str(key)[:40] for key in document.names() if key not in FIELDS)
     if unknown:
-        raise bad(f"unknown field {unknown[0]}")
-    try:
-        auth_method = AuthMethod(document.get("auth_method", AuthMethod.CLIENT_SECRET_BASIC))
-    except (ValueError, TypeError):
-        raise bad(f"auth_method must be one of {', '.join(AuthMethod)}") from None
-    foreign = sorted(key for key in document if key in METHOD_FIELDS and METHOD_FIELDS[key] is not auth_method)
-    if foreign:
-        raise bad(f"{foreign[0]} is not used with auth_method {auth_method}")
-    if auth_method is AuthMethod.AWS_WEB_IDENTITY_TOKEN and ({"client_secret", "private_key"} & set(document)):
-        raise bad(f"{auth_method} holds no secret: remove client_secret and private_key")
-    client_secret = _optional_text(document, "client_secret", bad)
-    private_key = _optional_text(document, "private_key", bad)
-    if auth_method is AuthMethod.PRIVATE_KEY_JWT and private_key is None:
-        raise bad(f"private_key is required for {auth_method}")
-    if auth_method in SECRET_METHODS and client_secret is None:
-        raise bad(f"client_secret is required for {auth_method}")
-    certificate = _optional_text(document, "certificate", bad)
-    signing_key = None
-    if auth_method is AuthMethod.PRIVATE_KEY_JWT and private_key is not None:
-        algorithm = _optional_text(document, "signing_algorithm", bad)
-        signing_key = load_signing_key(private_key, bad, algorithm, certificate)
-    assertion_audience = _optional_text(document, "assertion_audience", bad)
-    assertion_algorithm = document.get("assertion_algorithm", ASSERTION_ALGORITHMS[0])
-    if auth_method is AuthMethod.AWS_WEB_IDENTITY_TOKEN:
-        if assertion_audience is None:
-            raise bad(f"assertion_audience is required for {auth_method} (Entra ID: api://AzureADTokenExchange)")
-        if len(assertion_audience) > MAX_ASSERTION_AUDIENCE:
-            raise bad(f"assertion_audience may be at most {MAX_ASSERTION_AUDIENCE} characters")
-        if assertion_algorithm not in ASSERTION_ALGORITHMS:
-            raise bad(f"assertion_algorithm must be one of {', '.join(ASSERTION_ALGORITHMS)}")
-
+        raise document.bad(f"unknown field {unknown[0]}")
+    client_auth = _variant(document, "auth_method", METHODS).parse(document)
+    binding = _variant(document, "token_binding", BINDINGS).parse(document)
     return Profile(
         name=name,
-        token_url=_token_url(document.get("token_url"), bad),
-        client_id=_required_text(document, "client_id", bad),
-        auth_method=auth_method,
-        client_secret=Sensitive(client_secret) if client_secret is not None else None,
-        private_key=Sensitive(private_key) if private_key is not None else None,
-        signing_key=signing_key,
-        key_id=_optional_text(document, "key_id", bad),
-        certificate=certificate,
-        assertion_audience=assertion_audience,
-        assertion_algorithm=assertion_algorithm,
-        scopes=parse_scopes(document.get("scopes", []), "scopes", bad),
+        token_url=_token_url(document.raw("token_url"), document.bad),
+        client_id=document.required("client_id"),
+        client_auth=client_auth,
+        binding=binding,
+        scopes=parse_scopes(document.raw("scopes", []), "scopes", document.bad),
         allowed_scopes=(
-            parse_scopes(document["allowed_scopes"], "allowed_scopes", bad) if "allowed_scopes" in document else None
+            parse_scopes(document.raw("allowed_scopes"), "allowed_scopes", document.bad)
+            if "allowed_scopes" in document
+            else None
         ),
-        token_params=_token_params(document.get("token_params", {}), bad),
+        token_params=_token_params(document.raw("token_params", {}), document.bad),
         allowed_callers=allowed_callers,
     )
+
+
+def cache_key(profile: Profile, scopes: frozenset[str]) -> str:
+    """One key per (profile, client identity, credential kind and token URL, scope set,
+    token_params), hashed.
+
+    The profile is part of it so that two profiles never share a token, whatever their clients:
+    each is admitted by its own `allowed_callers`. The hash keeps names, client ids, URLs and
+    scopes out of the table; the secret is no part of it, so a rotated secret keeps serving the
+    same cached token.
+    """
+    identity = [
+        profile.name,
+        profile.token_url,
+        profile.client_id,
+        profile.client_auth.method,  # a token a secret got is not served where an assertion is expected
+        sorted(scopes),
+        sorted(profile.token_params.items()),
+        *profile.binding.cache_identity(),  # Bearer and DPoP tokens are never shared
+    ]
+    canonical = json.dumps(identity, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _variant[T: (ClientAuth, TokenBinding)](
+    document: ProfileDocument, selector: str, registry: dict[str, type[T]]
+) -> type[T]:
+    """The registry's type that `selector` names (default: its first); a field that belongs only
+    to the registry's other types says the profile is not what it seems."""
+    chosen = document.choice(selector, tuple(registry))
+    foreign = set().union(*(other.fields for other in registry.values())) - registry[chosen].fields
+    given = sorted(name for name in document.names() if name in foreign)
+    if given:
+        raise document.bad(f"{given[0]} is not used with {selector} {chosen}")
+    return registry[chosen]
 
 
 def _token_url(value: Any, bad: Callable[[str], Exception]) -> str:
@@ -161,22 +138,6 @@ def _token_url(value: Any, bad: Callable[[str], Exception]) -> str:
     if endpoint.scheme == "https" or endpoint.loopback:
         return value
     raise bad("token_url must use https (http only to a loopback host)")
-
-
-def _required_text(document: dict[str, Any], name: str, bad: Callable[[str], Exception]) -> str:
-    value = _optional_text(document, name, bad)
-    if value is None:
-        raise bad(f"{name} is required")
-    return value
-
-
-def _optional_text(document: dict[str, Any], name: str, bad: Callable[[str], Exception]) -> str | None:
-    value = document.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise bad(f"{name} must be a non-empty string")
-    return value
 
 
 def _token_params(value: Any, bad: Callable[[str], Exception]) -> dict[str, str]:

@@ -15,10 +15,10 @@ from broker.bounded import BoundedMap
 from broker.caller_identity import Caller
 from broker.callers import CallerRule, caller_admitted
 from broker.config import ENFORCE, Settings
-from broker.decisions import LEASE_SECONDS, CachedToken, cache_key, effective_min_ttl, is_usable
+from broker.decisions import LEASE_SECONDS, CachedToken, effective_min_ttl, is_usable
 from broker.errors import AccessDenied, BrokerError, InvalidScope, ProfileMisconfigured, UpstreamError, remembered
 from broker.profile_store import ProfileStore
-from broker.profiles import Profile
+from broker.profiles import Profile, cache_key
 from broker.renewal import (
     FetchAlone,
     HandOff,

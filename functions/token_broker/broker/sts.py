@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,6 +45,11 @@ REGION_PARTITIONS = (
 )
 # GetWebIdentityToken's JWTs live this long (STS's default): a credential, kept short.
 WEB_IDENTITY_SECONDS = 300
+# A profile's role session lives STS's shortest time; its name is the profile's, cut to STS's limit.
+ROLE_SESSION_SECONDS = 900
+MAX_SESSION_NAME = 64
+# The session tag that names the profile a role session serves; role trust policies test it.
+PROFILE_TAG = "token-broker-profile"
 _JWS_PART = rb"[A-Za-z0-9_\-]+"
 _WEB_IDENTITY_TOKEN = re.compile(rb"<WebIdentityToken>(%s\.%s\.%s)</WebIdentityToken>" % ((_JWS_PART,) * 3))
 # What a refusal of GetWebIdentityToken means for the operator, by STS's code.
@@ -50,8 +58,8 @@ WEB_IDENTITY_REFUSALS = {
         "outbound identity federation is not enabled in this account (aws iam enable-outbound-web-identity-federation)"
     ),
     "AccessDenied": (
-        "the broker's role may not call sts:GetWebIdentityToken for this assertion_audience and "
-        "assertion_algorithm (the stack's WebIdentityAudiences parameter)"
+        "the profile's web_identity_role may not call sts:GetWebIdentityToken for this assertion_audience "
+        "and assertion_algorithm (its AssertionAudience in docs/profile-role.yaml)"
     ),
 }
 # STS answers in tens of milliseconds; a caller waits at most this long for it.
@@ -66,7 +74,22 @@ _ERROR_CODE = re.compile(r"[A-Za-z.]{1,64}")
 _XML_ERROR_CODE = re.compile(rb"<Code>([A-Za-z.]{1,64})</Code>")
 _IDENTITY_ARN = re.compile(rf"arn:(?P<partition>{PARTITION}):(?:sts|iam)::(?P<account>\d{{12}}):[\x21-\x7e]{{1,2000}}")
 
+_ROLE_CREDENTIALS = re.compile(
+    rb"<AccessKeyId>(?P<key>[A-Z0-9]{16,128})</AccessKeyId>\s*"
+    rb"<SecretAccessKey>(?P<secret>[A-Za-z0-9/+=]{16,128})</SecretAccessKey>\s*"
+    rb"<SessionToken>(?P<token>[A-Za-z0-9/+=]{16,8192})</SessionToken>\s*"
+    rb"<Expiration>(?P<expiration>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)</Expiration>"
+)
+
 POOL = pool_manager(num_pools=2, maxsize=2)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSession:
+    """A profile role's session: botocore's frozen credentials, and when they expire (epoch)."""
+
+    credentials: Any = field(repr=False)
+    expires_at: float
 
 
 class Sts:
@@ -84,45 +107,82 @@ class Sts:
         self._pool = pool
         self._credentials = credentials
 
-    def web_identity_token(self, audience: str, algorithm: str, profile: str, deadline: float) -> Sensitive:
-        """A JWT from `GetWebIdentityToken` for `audience`, signed with `algorithm`. A refusal
-        (the feature off, no permission) is `ProfileMisconfigured`, logged with what to do; an
-        outage or throttling is `UpstreamUnavailable`."""
+    def assume_role(self, role: str, profile: str, deadline: float) -> RoleSession:
+        """Session credentials of `role` for `profile`, asked with the broker's own credentials:
+        the session is tagged `token-broker-profile` = the profile's name (the role's trust policy
+        admits that value alone) and named after it. A refusal is `ProfileMisconfigured`, logged
+        with the role that refused; an outage or throttling is `UpstreamUnavailable`."""
+        params = {
+            "Action": "AssumeRole",
+            "Version": "2011-06-15",
+            "RoleArn": role,
+            "RoleSessionName": profile[:MAX_SESSION_NAME],
+            "DurationSeconds": str(ROLE_SESSION_SECONDS),
+            "Tags.member.1.Key": PROFILE_TAG,
+            "Tags.member.1.Value": profile,
+        }
+        answer = self._signed_query(self._own_credentials(profile), params, deadline)
+        session = _role_session(answer.body) if answer is not None and answer.status == 200 else None
+        if session is not None:
+            return session
+        self._refused("AssumeRole", answer, profile, {"role": role})
+        raise ProfileMisconfigured(
+            f"profile {profile}: STS refused AssumeRole of web_identity_role {role}: its trust policy must admit "
+            f"the broker's roles with the session tag {PROFILE_TAG}={profile} (docs/RUNBOOK.md, Entra ID)"
+        )
+
+    def web_identity_token(
+        self, credentials: Any, audience: str, algorithm: str, profile: str, deadline: float
+    ) -> Sensitive:
+        """A JWT from `GetWebIdentityToken` for `audience`, signed with `algorithm`, naming the
+        principal whose `credentials` (botocore's frozen credentials, or `None` for the broker's
+        own) sign the request. A refusal (the feature off, no permission) is `ProfileMisconfigured`,
+        logged with what to do; an outage or throttling is `UpstreamUnavailable`."""
+        params = {
+            "Action": "GetWebIdentityToken",
+            "Version": "2011-06-15",
+            "Audience.member.1": audience,
+            "SigningAlgorithm": algorithm,
+            "DurationSeconds": str(WEB_IDENTITY_SECONDS),
+        }
+        answer = self._signed_query(credentials or self._own_credentials(profile), params, deadline)
+        token = _WEB_IDENTITY_TOKEN.search(answer.body[:MAX_ANSWER_BYTES]) if answer and answer.status == 200 else None
+        if token is not None:
+            return Sensitive(token.group(1).decode())
+        code = self._refused("GetWebIdentityToken", answer, profile, {})
+        hint = WEB_IDENTITY_REFUSALS.get(code, "see STS's error code")
+        raise ProfileMisconfigured(f"profile {profile}: STS refused GetWebIdentityToken ({code}): {hint}")
+
+    def _own_credentials(self, profile: str) -> Any:
+        if self._credentials is None or (credentials := self._credentials()) is None:
+            raise ProfileMisconfigured(f"profile {profile}: the broker has no AWS credentials to ask STS with")
+        return credentials.get_frozen_credentials()
+
+    def _signed_query(self, credentials: Any, params: dict[str, str], deadline: float) -> Answer | None:
+        """A query action of STS, signed with `credentials` (SigV4, no service model needed) and
+        sent to this region's endpoint; None when STS could not be reached."""
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        if self._credentials is None or (credentials := self._credentials()) is None:
-            raise ProfileMisconfigured(f"profile {profile}: the broker has no AWS credentials to ask STS with")
         host = f"sts.{self._region}.{PARTITION_SUFFIXES[partition_of(self._region)]}"
-        body = urlencode(
-            {
-                "Action": "GetWebIdentityToken",
-                "Version": "2011-06-15",
-                "Audience.member.1": audience,
-                "SigningAlgorithm": algorithm,
-                "DurationSeconds": str(WEB_IDENTITY_SECONDS),
-            }
+        body = urlencode(params)
+        request = AWSRequest(
+            "POST", f"https://{host}/", data=body, headers={"Content-Type": CONTENT_TYPE, "Host": host}
         )
-        headers = {"Content-Type": CONTENT_TYPE, "Host": host}
-        request = AWSRequest("POST", f"https://{host}/", data=body, headers=headers)
-        SigV4Auth(credentials.get_frozen_credentials(), "sts", self._region).add_auth(request)
-        unavailable = UpstreamUnavailable(
-            "STS could not issue a web identity token now", retry_after=RETRY_AFTER_SECONDS
-        )
-        answer = self._ask(host, body, dict(request.headers.items()), deadline)
-        if answer is None:
-            raise unavailable
-        token = _WEB_IDENTITY_TOKEN.search(answer.body[:MAX_ANSWER_BYTES]) if answer.status == 200 else None
-        if token is not None:
-            return Sensitive(token.group(1).decode())
-        code = _error_code(answer)
+        SigV4Auth(credentials, "sts", self._region).add_auth(request)
+        return self._ask(host, body, dict(request.headers.items()), deadline)
+
+    def _refused(self, action: str, answer: Answer | None, profile: str, about: dict[str, str]) -> str:
+        """STS's error code for an answer that holds no result, logged; raises `UpstreamUnavailable`
+        when STS is down, throttling, or answered what it never answers."""
+        code = _error_code(answer) if answer is not None else "unreachable"
+        status = answer.status if answer is not None else None
         observability.logger.warning(
-            "STS refused GetWebIdentityToken", extra={"profile": profile, "status": answer.status, "code": code}
+            f"STS refused {action}", extra={"profile": profile, "status": status, "code": code, **about}
         )
-        if answer.status == 200 or _try_again(answer, code):
-            raise unavailable
-        hint = WEB_IDENTITY_REFUSALS.get(code, "see STS's error code")
-        raise ProfileMisconfigured(f"profile {profile}: STS refused GetWebIdentityToken ({code}): {hint}")
+        if answer is None or answer.status == 200 or _try_again(answer, code):
+            raise UpstreamUnavailable(f"STS could not answer {action} now", retry_after=RETRY_AFTER_SECONDS)
+        return code
 
     def caller_arn(self, proof: CallerProof, audience: Audience, deadline: float) -> str:
         """The caller's ARN, as STS's answer states it; raises `AccessDenied` when STS refuses
@@ -187,6 +247,19 @@ def _identity(answer: Answer, partition: str) -> str:
         observability.logger.warning("STS answered without a well-formed GetCallerIdentityResult")
         raise AccessDenied("the caller's identity could not be established")
     return match.group(0)
+
+
+def _role_session(body: bytes) -> RoleSession | None:
+    """The credentials of an `AssumeRoleResult`, or None when the answer does not hold them."""
+    from botocore.credentials import ReadOnlyCredentials
+
+    match = _ROLE_CREDENTIALS.search(body[:MAX_ANSWER_BYTES])
+    if match is None:
+        return None
+    expiration = match["expiration"].decode()
+    expires_at = calendar.timegm(time.strptime(expiration.split(".")[0].removesuffix("Z"), "%Y-%m-%dT%H:%M:%S"))
+    credentials = ReadOnlyCredentials(match["key"].decode(), match["secret"].decode(), match["token"].decode())
+    return RoleSession(credentials, float(expires_at))
 
 
 def _try_again(answer: Answer, code: str) -> bool:

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 import urllib3
 from urllib3.util import Retry
 
-from broker import observability, xray
-from broker.client_assertion import ASSERTION_TYPE, client_assertion
+from broker import dpop, observability, xray
+from broker.bounded import BoundedMap
+from broker.client_auth import Attempt
 from broker.decisions import token_lifetime
-from broker.errors import InvalidScope, ProfileMisconfigured, UpstreamError, UpstreamUnavailable
+from broker.errors import InvalidScope, UpstreamError, UpstreamUnavailable
 from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
-from broker.profiles import AuthMethod, Profile
+from broker.profiles import Profile
 from broker.rfc6749 import is_access_token, is_error_code, is_granted_scope
 from broker.sensitive import Sensitive
+from broker.token_binding import ProofOfPossession
 from broker.web_identity import WebIdentityTokens
 
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -34,6 +36,10 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # One pool per container: TLS sessions to the authorization server are reused across requests.
 # Certificate verification is urllib3's default (CERT_REQUIRED) and is never turned off.
 POOL = pool_manager(num_pools=8, maxsize=4)
+# The latest DPoP nonce of each token URL a container asks (RFC 9449 §8): a bound.
+NONCES_MAX = 256
+# What an `invalid_dpop_proof` may name, as the log says it (never the server's own words).
+PROOF_PARTS = re.compile(r"\b(htm|htu|iat|jti|nonce|typ|alg|jwk|ath|signature)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +50,7 @@ class IssuedToken:
     token_type: str
     expires_in: int
     scope: str | None
-
-
-# How a client authenticates one token request: it adds to the request's form and headers.
-# `deadline` bounds what it may ask of others (STS, for a web identity token).
-Authentication = Callable[[Profile, dict[str, str], dict[str, str], float, float], None]
+    dpop_key: Sensitive | None = None  # the private JWK a DPoP token is bound to
 
 
 class TokenEndpoint:
@@ -65,13 +67,7 @@ class TokenEndpoint:
         self._clock = clock
         self._sleep = sleep
         self._web_identity = web_identity
-        # client authentication methods as strategies, one per auth_method
-        self._authentications: dict[AuthMethod, Authentication] = {
-            AuthMethod.CLIENT_SECRET_BASIC: _client_secret_basic,
-            AuthMethod.CLIENT_SECRET_POST: _client_secret_post,
-            AuthMethod.PRIVATE_KEY_JWT: _private_key_jwt,
-            AuthMethod.AWS_WEB_IDENTITY_TOKEN: self._aws_web_identity_token,
-        }
+        self._nonces: BoundedMap[str, str] = BoundedMap(NONCES_MAX)
 
     def fetch(
         self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int = MAX_ATTEMPTS
@@ -83,24 +79,14 @@ class TokenEndpoint:
 
     def _fetch(self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int) -> IssuedToken:
         retry_after: float | None = None
+        bound = profile.binding.for_request()  # a DPoP token's key is made once, for it alone
         for attempt in range(1, attempts + 1):
             left = deadline - self._clock()
             if left <= 0:
                 break
             started = self._clock()
-            body, headers = self._token_request(profile, scopes, started, deadline)  # a fresh assertion each time
             try:
-                # the deadline bounds the whole exchange: a server trickling its answer is cut off
-                answer = post(
-                    self._pool,
-                    profile.token_url,
-                    body,
-                    headers,
-                    deadline=deadline,
-                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                    read_timeout=READ_TIMEOUT_SECONDS,
-                    max_bytes=MAX_RESPONSE_BYTES,
-                )
+                answer = self._exchange(profile, scopes, bound, deadline)
             except (ExchangeTimeout, ExchangeFailed) as failure:
                 observability.token_request_done(profile.name, "unreachable", self._clock() - started, attempt)
                 observability.logger.warning(
@@ -112,7 +98,7 @@ class TokenEndpoint:
                 status = answer.status
                 observability.token_request_done(profile.name, str(status), self._clock() - started, attempt)
                 if status not in RETRYABLE_STATUSES:
-                    return self._token_response(profile, answer)
+                    return self._token_response(profile, answer, bound)
                 retry_after = self._retry_after(answer.headers)
                 observability.logger.warning(
                     "token endpoint busy",
@@ -142,14 +128,63 @@ class TokenEndpoint:
             return max(0.0, int(reset) - self._clock())
         return None
 
-    def _token_response(self, profile: Profile, answer: Answer) -> IssuedToken:
+    def _exchange(self, profile: Profile, scopes: frozenset[str], bound: ProofOfPossession, deadline: float) -> Answer:
+        """One token request, and once more at once with the server's nonce if it answers
+        `use_dpop_nonce` (RFC 9449 §8): that is no failure, and costs no attempt. The latest
+        nonce of the token URL is kept from every answer, so a warm container sends it at first."""
+        challenged = False
+        while True:
+            now = self._clock()
+            form = {"grant_type": "client_credentials"}
+            if scopes:
+                form["scope"] = " ".join(sorted(scopes))
+            form.update(profile.token_params)
+            attempt = Attempt(profile.name, profile.client_id, profile.token_url, now, deadline, self._web_identity)
+            credentials = profile.client_auth.credentials(attempt)  # a fresh assertion each time
+            form.update(credentials.form)
+            headers = {
+                "Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded",
+                **credentials.headers,
+                **bound.headers(profile.token_url, now, self._nonces.get(profile.token_url)),
+            }
+            # the deadline bounds the whole exchange: a server trickling its answer is cut off
+            answer = post(
+                credentials.pool or self._pool,
+                profile.token_url,
+                urlencode(form),
+                headers,
+                deadline=deadline,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+                max_bytes=MAX_RESPONSE_BYTES,
+            )
+            nonce = answer.headers.get(dpop.NONCE_HEADER)
+            if not dpop.is_nonce(nonce):
+                return answer
+            self._nonces.put(profile.token_url, nonce)
+            if challenged or "DPoP" not in headers or not _asks_for_nonce(answer):
+                return answer
+            challenged = True
+            observability.logger.info(
+                "the token endpoint gave a DPoP nonce; asking again with it", extra={"profile": profile.name}
+            )
+
+    def _token_response(self, profile: Profile, answer: Answer, bound: ProofOfPossession) -> IssuedToken:
         document, status = answer.json_object(), answer.status
         if status != 200:
             code = document.get("error") if document else None
             if not is_error_code(code):
                 raise UpstreamError(f"the authorization server answered HTTP {status} without an OAuth error")
+            named = PROOF_PARTS.search(str(document.get("error_description", ""))) if document else None
             observability.logger.warning(
-                "token request refused", extra={"profile": profile.name, "status": status, "upstream_error": code}
+                "token request refused",
+                extra={
+                    "profile": profile.name,
+                    "status": status,
+                    "upstream_error": code,
+                    **({"proof_part": named.group(1)} if named and code == "invalid_dpop_proof" else {}),
+                },
             )
             observability.token_fetch_ended("refused")
             refusal = InvalidScope if code == "invalid_scope" else UpstreamError
@@ -162,8 +197,10 @@ class TokenEndpoint:
         if not is_access_token(access_token):  # a token that could be neither stored nor answered
             raise UpstreamError("the authorization server's access_token is not RFC 6749 text (printable ASCII)")
         token_type = document.get("token_type", "Bearer")
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            raise UpstreamError("the authorization server issued a token that is not a Bearer token")
+        wanted = profile.binding.token_type
+        if not isinstance(token_type, str) or token_type.lower() != wanted.lower():
+            # never an unbound token for a dpop profile, nor a bound one for a bearer profile
+            raise UpstreamError(f"the authorization server issued a token that is not a {wanted} token")
         lifetime = token_lifetime(document.get("expires_in"), access_token, self._clock())
         if lifetime is None:
             raise UpstreamError("the authorization server's answer has no usable expires_in")
@@ -174,65 +211,17 @@ class TokenEndpoint:
                 raise UpstreamError("the authorization server's scope is not a list of RFC 6749 scope tokens")
         return IssuedToken(
             access_token=Sensitive(access_token),
-            token_type="Bearer",
+            token_type=wanted,
             expires_in=lifetime,
             scope=scope,
-        )
-
-    def _token_request(
-        self, profile: Profile, scopes: frozenset[str], now: float, deadline: float
-    ) -> tuple[str, dict[str, str]]:
-        """The form body and headers for one client-credentials request (RFC 6749 §4.4.2)."""
-        form = {"grant_type": "client_credentials"}
-        if scopes:
-            form["scope"] = " ".join(sorted(scopes))
-        form.update(profile.token_params)
-        headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
-        self._authentications[profile.auth_method](profile, form, headers, now, deadline)
-        return urlencode(form), headers
-
-    def _aws_web_identity_token(
-        self, profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
-    ) -> None:
-        """The client assertion is a JWT STS issues the broker's role (Entra ID's federated
-        identity credentials trust its issuer, subject and audience)."""
-        if self._web_identity is None or profile.assertion_audience is None:
-            raise ProfileMisconfigured(f"profile {profile.name}: no web identity tokens for {profile.auth_method}")
-        assertion = self._web_identity.assertion(
-            profile.assertion_audience, profile.assertion_algorithm, profile.name, deadline
-        )
-        form.update(
-            client_id=profile.client_id, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion.reveal()
+            dpop_key=bound.key,
         )
 
 
-def _client_secret_basic(
-    profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
-) -> None:
-    # RFC 6749 §2.3.1: form-encode id and secret before joining and Base64-encoding them.
-    user_pass = f"{quote_plus(profile.client_id)}:{quote_plus(_secret(profile).reveal())}"
-    headers["Authorization"] = "Basic " + base64.b64encode(user_pass.encode()).decode()
-
-
-def _client_secret_post(
-    profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
-) -> None:
-    form.update(client_id=profile.client_id, client_secret=_secret(profile).reveal())
-
-
-def _private_key_jwt(
-    profile: Profile, form: dict[str, str], headers: dict[str, str], now: float, deadline: float
-) -> None:
-    if profile.signing_key is None:
-        raise ProfileMisconfigured(f"profile {profile.name}: no private_key for {profile.auth_method}")
-    assertion = client_assertion(profile.signing_key, profile.client_id, profile.token_url, profile.key_id, now)
-    form.update(client_id=profile.client_id, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion)
-
-
-def _secret(profile: Profile) -> Sensitive:
-    if profile.client_secret is None:
-        raise ProfileMisconfigured(f"profile {profile.name}: no client_secret for {profile.auth_method}")
-    return profile.client_secret
+def _asks_for_nonce(answer: Answer) -> bool:
+    """A `use_dpop_nonce` refusal (RFC 9449 §8: HTTP 400 with the nonce in `DPoP-Nonce`)."""
+    document = answer.json_object() if answer.status == 400 else None
+    return document is not None and document.get("error") == dpop.USE_NONCE
 
 
 def _backoff(attempt: int) -> float:

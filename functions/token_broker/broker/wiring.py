@@ -19,7 +19,7 @@ from broker.sts import Sts
 from broker.token_endpoint import TokenEndpoint
 from broker.token_sealer import TokenSealer
 from broker.token_table import TokenTable
-from broker.web_identity import WebIdentityTokens
+from broker.web_identity import OwnCredentials, RoleSessions, WebIdentityTokens
 
 # The table (and KMS, which only serves the table) is a cache: when it is slow or down, giving
 # up fast and serving without it beats waiting. The SDK does not retry the table at all: a
@@ -97,10 +97,12 @@ def build_service(settings: Settings, clients: AwsClients | None = None) -> Toke
 
 
 def web_identity_tokens(region: str, sts_endpoint_override: str | None, session: Any = None) -> WebIdentityTokens:
-    """Web identity tokens of the role whose credentials `session` holds (default: the function's
-    own, from a session made at first use)."""
+    """The broker's web identity tokens: each profile's role, assumed with the function's own
+    credentials (from a session made at first use). With an operator's `session`, the JWT names
+    the operator instead (`token-broker-admin try`)."""
     holder = session if session is not None else MadeAtFirstUse(botocore.session.get_session)
-    return WebIdentityTokens(Sts(region, sts_endpoint_override, credentials=lambda: holder.get_credentials()))
+    sts = Sts(region, sts_endpoint_override, credentials=lambda: holder.get_credentials())
+    return WebIdentityTokens(sts, OwnCredentials() if session is not None else RoleSessions(sts))
 
 
 def build_caller_identity(settings: Settings) -> CallerIdentity:
