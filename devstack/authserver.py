@@ -23,11 +23,12 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
+from devstack.dpop_check import Nonces, ProofChecker, ProofRefused
 from devstack.loopback import LoopbackServer
 
 JWT_SIGNING_KEY = OctKey.generate_key(256)
@@ -142,6 +143,7 @@ class LocalClient(ClientMixin):  # type: ignore[misc]
     scopes: tuple[str, ...] = ("customScope", "orders.read", "orders.write")
     certificate_pem: str | None = None  # private_key_jwt with a certificate credential
     federated: FederatedCredential | None = None
+    dpop: bool = False  # "Require DPoP header in token requests", as Okta's API Services apps have it
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -207,6 +209,17 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class IssuedTokenRecord:
+    """What introspection (RFC 7662) says of a token this server issued."""
+
+    client_id: str
+    token_type: str
+    scope: str
+    expires_at: int
+    jkt: str | None  # `cnf.jkt`: the thumbprint of the key a DPoP token is bound to
+
+
+@dataclass(frozen=True)
 class TokenRequestRecord:
     client_id: str | None
     auth_method: str
@@ -233,7 +246,11 @@ class LocalAuthorizationServer:
         self.peak_in_flight = 0
         self._in_flight: Counter[int] = Counter()  # by generation
         self.issued: list[str] = []
+        self.tokens: dict[str, IssuedTokenRecord] = {}
         self.requests: list[TokenRequestRecord] = []
+        # DPoP clients' proofs, checked as Okta does: a nonce is required unless this is None
+        self.dpop_nonces = Nonces()
+        self.dpop = ProofChecker(self.dpop_nonces)
         self.faults = Faults()
         self._generation = 0
         self._lock = threading.Lock()
@@ -264,11 +281,19 @@ class LocalAuthorizationServer:
         public_key_pem: str | None = None,
         certificate_pem: str | None = None,
         federated: FederatedCredential | None = None,
+        dpop: bool = False,
     ) -> LocalClient:
         """A client that authenticates with a secret; with `private_key_jwt` and a public key or a
-        certificate; or with a federated credential (auth method `aws_web_identity_token`)."""
+        certificate; or with a federated credential (auth method `aws_web_identity_token`). With
+        `dpop`, every token request must carry a valid DPoP proof, and its tokens are bound to it."""
         client = LocalClient(
-            client_id, client_secret, auth_method, public_key_pem, certificate_pem=certificate_pem, federated=federated
+            client_id,
+            client_secret,
+            auth_method,
+            public_key_pem,
+            certificate_pem=certificate_pem,
+            federated=federated,
+            dpop=dpop,
         )
         self.clients[client_id] = client
         return client
@@ -286,6 +311,23 @@ class LocalAuthorizationServer:
             self.arrived = 0
         self.lifetime, self.send_expires_in, self.jwt_tokens, self.delay = 3600, True, False, 0.0
         self.outage = None
+        self.dpop.nonces = self.dpop_nonces
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662's answer for `token`: active while unexpired, with `cnf.jkt` for a DPoP token."""
+        record = self.tokens.get(token)
+        if record is None or record.expires_at <= time.time():
+            return {"active": False}
+        answer: dict[str, Any] = {
+            "active": True,
+            "client_id": record.client_id,
+            "token_type": record.token_type,
+            "scope": record.scope,
+            "exp": record.expires_at,
+        }
+        if record.jkt is not None:
+            answer["cnf"] = {"jkt": record.jkt}
+        return answer
 
     def token_requests(self, client_id: str | None = None) -> list[TokenRequestRecord]:
         with self._lock:
@@ -300,6 +342,10 @@ class LocalAuthorizationServer:
         server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, self.private_key_jwt)
         server.register_client_auth_method(FEDERATED, FederatedAssertion())
         server.register_token_generator("client_credentials", self._generate_token)
+
+        @app.post("/oauth2/v1/introspect")
+        def introspect() -> Response:
+            return Response(json.dumps(self.introspect(request.form.get("token", ""))), content_type="application/json")
 
         @app.post("/oauth2/v1/token")
         def token() -> Response:
@@ -325,7 +371,16 @@ class LocalAuthorizationServer:
         fault = self.faults.next() or self.outage
         if fault is not None:
             return fault.response()
+        client = self.clients.get(self._client_id() or "")
+        if client is not None and client.dpop:
+            try:
+                g.dpop_jkt = self.dpop.check(request.headers.getlist("DPoP"), "POST", self.token_url).jkt
+            except ProofRefused as refused:
+                body = {"error": refused.error, "error_description": refused.description}
+                return Response(json.dumps(body), 400, headers=self._nonce_header(), content_type="application/json")
         response: Response = server.create_token_response()
+        if client is not None and client.dpop:
+            response.headers.update(self._nonce_header())
         if response.status_code == 200 and not self.send_expires_in:
             document = response.get_json()
             document.pop("expires_in", None)
@@ -343,16 +398,29 @@ class LocalAuthorizationServer:
                 "iat": now,
                 "exp": now + self.lifetime,
                 "scp": scope,
+                **({"cnf": {"jkt": g.dpop_jkt}} if g.get("dpop_jkt") else {}),
             }
             access_token = jwt.encode({"alg": "HS256"}, claims, JWT_SIGNING_KEY)
         else:
             access_token = secrets.token_urlsafe(32)
+        jkt = g.get("dpop_jkt")
+        token_type = "DPoP" if jkt is not None else "Bearer"
         with self._lock:
             self.issued.append(access_token)
-        token = {"access_token": access_token, "token_type": "Bearer", "expires_in": self.lifetime}
+            self.tokens[access_token] = IssuedTokenRecord(client.client_id, token_type, scope, now + self.lifetime, jkt)
+        token = {"access_token": access_token, "token_type": token_type, "expires_in": self.lifetime}
         if scope:
             token["scope"] = scope
         return token
+
+    def _nonce_header(self) -> dict[str, str]:
+        return {"DPoP-Nonce": self.dpop_nonces.current} if self.dpop.nonces is not None else {}
+
+    def _client_id(self) -> str | None:
+        """The client a token request names: in its Basic credentials, else in its form."""
+        if request.authorization is not None and request.authorization.type == "basic":
+            return request.authorization.username
+        return request.form.get("client_id")
 
     def _record(self, status: int, generation: int, arrived: float) -> None:
         form = request.form.to_dict()

@@ -39,8 +39,9 @@ def create_profile(
     auth_method: str = "client_secret_basic",
     **fields: Any,
 ) -> dict[str, Any]:
-    """A client with a fresh secret on the local authorization server, and the profile secret
-    that names it; returns the profile's document."""
+    """A client with a fresh secret on the local authorization server (requiring DPoP when the
+    profile's `token_binding` is `dpop`, as Okta's API Services apps do by default), and the
+    profile secret that names it; returns the profile's document."""
     document = {
         "token_url": server.token_url,
         "client_id": client_id,
@@ -48,7 +49,7 @@ def create_profile(
         "auth_method": auth_method,
         **fields,
     }
-    server.add_client(client_id, document["client_secret"], auth_method)
+    server.add_client(client_id, document["client_secret"], auth_method, dpop=fields.get("token_binding") == "dpop")
     aws.put_profile(BROKER_ENVIRONMENT["SECRET_PREFIX"] + name, document)
     return document
 

@@ -123,6 +123,12 @@ class LocalSts:
         """Long-term credentials (no session token) of `arn:aws:iam::<account>:user/<user_name>`."""
         return self._issue("AKIA", f"arn:aws:iam::{account}:user/{user_name}", f"AIDA{secrets.token_hex(8).upper()}")
 
+    def issued_secrets(self) -> set[str]:
+        """Every secret key and session token this server issued (role sessions included)."""
+        with self._lock:
+            issued = list(self._issued.values())
+        return {str(i.credentials.secret_key) for i in issued} | {str(i.credentials.token or "") for i in issued}
+
     def fail_next(self, *faults: Fault) -> None:
         """The next requests get these answers, one each, in order."""
         self.faults.add(*faults)

@@ -25,6 +25,7 @@ from devstack.aws import LocalAws
 from devstack.container import ContainerProcess
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
+from devstack.resource_server import LocalResourceServer
 from devstack.stack import create_profile, create_web_identity_profile
 from devstack.sts import Issued, LocalSts, credentials_environment, with_proof
 from tests import emf
@@ -70,6 +71,20 @@ def local_aws() -> Iterator[LocalAws]:
 def auth_server() -> Iterator[LocalAuthorizationServer]:
     with LocalAuthorizationServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def resource_server_session(auth_server: LocalAuthorizationServer) -> Iterator[LocalResourceServer]:
+    server = LocalResourceServer(auth_server).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def resource_server(resource_server_session: LocalResourceServer) -> Iterator[LocalResourceServer]:
+    """An API that takes the local authorization server's tokens, DPoP-bound ones with proofs."""
+    yield resource_server_session
+    resource_server_session.reset()
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +176,8 @@ def no_secret_leaks(auth_server: LocalAuthorizationServer, local_sts: LocalSts) 
     corpus = "\n".join(BROKER_OUTPUT)
     if auth_server.issued:
         assert corpus, "tokens were issued, yet the leak check saw no broker output"
-    found = leaked(corpus, SECRETS_USED | set(auth_server.issued) | set(local_sts.web_identity_tokens))
+    issued = set(auth_server.issued) | set(local_sts.web_identity_tokens) | local_sts.issued_secrets()
+    found = leaked(corpus, SECRETS_USED | issued)
     assert not found, f"{len(found)} secrets or tokens appear in the broker's output"
 
 
@@ -273,6 +289,17 @@ def http_event(
     return event
 
 
+# The private members of a JWK: each is as secret as the token it is bound to.
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
+
+
+def remember_dpop_key(answer: Any) -> None:
+    """Every private part of a DPoP key a broker handed out joins what must never leak."""
+    key = answer.get("dpop_key") if isinstance(answer, dict) else None
+    if isinstance(key, dict):
+        SECRETS_USED.update(str(key[name]) for name in PRIVATE_JWK_MEMBERS if name in key)
+
+
 def _remember_proof(request: Any) -> None:
     """A proof is a credential for 5 minutes: its signature must never be logged. Only a real
     one counts (64 hex digits): a generated junk signature such as `'` is in any JSON line."""
@@ -365,6 +392,7 @@ class Broker:
         return self.invoke_http(http_event(body, signer=signer, gateway_caller=signer.arn), timeout_seconds)
 
     def _record(self, invocation: Invocation) -> Invocation:
+        remember_dpop_key(invocation.answer)
         BROKER_OUTPUT.append(invocation.emitted)
         if "error" in invocation.answer:
             BROKER_OUTPUT.append(json.dumps(invocation.answer))

@@ -10,6 +10,7 @@ whose lease its event names, and answers nothing to anyone.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,10 +102,13 @@ def serve(door: Door, context: Any, parse: Parse) -> tuple[dict[str, Any], int]:
 
 
 def token_answer(token: CachedToken) -> dict[str, Any]:
-    return {
+    answer = {
         "access_token": token.access_token.reveal(),
         "token_type": token.token_type,
         "expires_in": expires_in(token, time.time()),
         "expires_at": token.expires_at,
         "scope": token.scope,
     }
+    if token.dpop_key is not None:  # a DPoP token goes nowhere without the key it is bound to
+        answer["dpop_key"] = json.loads(token.dpop_key.reveal())
+    return answer

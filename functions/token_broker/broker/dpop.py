@@ -36,6 +36,40 @@ def is_nonce(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _NONCE.fullmatch(value) is not None
 
 
+# A private JWK's members by kind: each base64url of a big-endian integer of at most so many
+# bytes (None: a name, not a number); and the algorithms each kind signs with.
+PRIVATE_MEMBERS: dict[str, dict[str, int | None]] = {
+    "EC": {"crv": None, "x": 32, "y": 32, "d": 32},
+    "RSA": {"n": 512, "e": 8, "d": 512, "p": 256, "q": 256, "dp": 256, "dq": 256, "qi": 256},
+}
+KIND_ALGORITHMS = {"EC": ("ES256",), "RSA": ("RS256", "PS256")}
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def parse_private_jwk(text: str) -> Sensitive | None:
+    """A private JWK as the broker makes them (P-256 with ES256, RSA with RS256 or PS256, nothing
+    else in it), kept as its JSON; None for anything else. Read from the table: never trusted."""
+    try:
+        jwk = json.loads(text)
+    except ValueError:
+        return None
+    kind = jwk.get("kty") if isinstance(jwk, dict) else None
+    if not isinstance(kind, str) or kind not in PRIVATE_MEMBERS:
+        return None
+    members = PRIVATE_MEMBERS[kind]
+    if set(jwk) != {"kty", "alg", *members} or jwk["alg"] not in KIND_ALGORITHMS[kind]:
+        return None
+    if kind == "EC" and jwk["crv"] != "P-256":
+        return None
+    for name, most in members.items():
+        value = jwk[name]
+        if most is not None and not (
+            isinstance(value, str) and _BASE64URL.fullmatch(value) and len(value) <= -(-most * 4 // 3)
+        ):
+            return None
+    return Sensitive(text)
+
+
 def thumbprint(public_jwk: dict[str, str]) -> str:
     """RFC 7638: base64url of the SHA-256 of the required members, sorted, without white space."""
     members = {name: public_jwk[name] for name in PUBLIC_MEMBERS[public_jwk["kty"]]}

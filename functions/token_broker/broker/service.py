@@ -36,6 +36,7 @@ from broker.renewal import (
     next_step,
 )
 from broker.renewal_function import Renewal, RenewalFunction
+from broker.token_binding import TokenBinding
 from broker.token_endpoint import MAX_ATTEMPTS, IssuedToken, TokenEndpoint
 from broker.token_request import TokenRequest
 from broker.token_store import Entry, Lease, StoreUnavailable, Throttled, TokenStore
@@ -108,11 +109,11 @@ class TokenService:
                 case Refuse():
                     raise step.error
                 case ReadTable():
-                    known = replace(known, table=self._read(key))
+                    known = replace(known, table=self._read(key, profile.binding))
                 case Wait():
                     # jitter, not cryptography: the standard generator is the right tool
                     self._sleep(random.uniform(step.seconds / 2, step.seconds))  # noqa: S311  # nosec B311
-                    known = replace(known, table=self._read(key), poll=step.seconds, contended=False)
+                    known = replace(known, table=self._read(key, profile.binding), poll=step.seconds, contended=False)
                 case HandOff() | TryAhead():
                     served = (
                         self._hand_off(key, profile.name, scopes, want, step)
@@ -245,6 +246,7 @@ class TokenService:
                 scope=issued.scope if issued.scope is not None else " ".join(sorted(scopes)),
                 expires_at=int(now) + issued.expires_in,
                 fetched_at=round(now, 3),  # to the millisecond, as the table stores it
+                dpop_key=issued.dpop_key,
             )
             observability.logger.info(
                 "token fetched",
@@ -309,13 +311,20 @@ class TokenService:
         self._keys.put((profile.name, scopes), (profile, key))
         return key
 
-    def _read(self, key: str) -> Entry | TableState:
+    def _read(self, key: str, binding: TokenBinding) -> Entry | TableState:
+        """The key's entry; a token of another type than the profile's binding (which only a
+        forged item holds: the key says the binding) is renewed like an unreadable one."""
         try:
-            return self._store.read(key)
+            entry = self._store.read(key)
         except StoreUnavailable:
             return TableState.UNAVAILABLE
         except Throttled:
             return TableState.THROTTLED
+        token = entry.token
+        if token is not None and token.token_type != binding.token_type:
+            observability.unreadable_cache_item("the cached token's type is not the profile's binding")
+            return replace(entry, token=None, unreadable_since=token.fetched_at)
+        return entry
 
     def _lease(self) -> Lease:
         return Lease(uuid.uuid4().hex, self._clock() + LEASE_SECONDS)

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from broker import observability
 from broker.decisions import CachedToken, expiry_item_ttl
+from broker.dpop import parse_private_jwk
 from broker.errors import REMEMBERED, Failure, UpstreamUnavailable
 from broker.rfc6749 import is_access_token, is_granted_scope
 from broker.sensitive import Sensitive
@@ -44,9 +45,9 @@ from broker.token_store import (
 )
 
 PARTITION_KEY = "cache_key"
-BEARER = "Bearer"  # the only token type a broker stores
+TOKEN_TYPES = ("Bearer", "DPoP")  # the token types a broker stores
 TTL_ATTRIBUTE = "ttl"
-TOKEN_ATTRIBUTES = ("access_token", "sealed_token", "data_key", "expires_at", "fetched_at")
+TOKEN_ATTRIBUTES = ("access_token", "dpop_key", "sealed_token", "data_key", "expires_at", "fetched_at")
 # The version of the sealed token's associated data: tokens sealed otherwise are renewed.
 SEAL_VERSION = 2
 # After a failure the table is skipped for this long, so a dead table costs each request
@@ -130,17 +131,23 @@ class TokenTable:
     def store_token(self, key: str, token: CachedToken, lease: Lease | None) -> None:
         """Writes a fresh token and lets go of `lease`; an older token never wins.
 
-        With a sealer the item holds the token only sealed; without one, only in plaintext."""
+        With a sealer the item holds the token (and a DPoP token's key, with it) only sealed;
+        without one, only in plaintext."""
         if self._sealer is None:
             token_values: dict[str, Any] = {":access_token": {"S": token.access_token.reveal()}}
             set_token, remove_token = "access_token = :access_token", "sealed_token, data_key"
+            if token.dpop_key is not None:
+                token_values[":dpop_key"] = {"S": token.dpop_key.reveal()}
+                set_token += ", dpop_key = :dpop_key"
+            else:
+                remove_token += ", dpop_key"
         else:
             try:
-                sealed = self._sealer.seal(_associated_data(key, token), token.access_token.reveal())
+                sealed = self._sealer.seal(_associated_data(key, token), _sealed_payload(token))
             except SealUnavailable as failure:
                 raise self._unavailable("seal", str(failure)) from None
             token_values = {":sealed_token": {"B": sealed.sealed_token}, ":data_key": {"B": sealed.data_key}}
-            set_token, remove_token = "sealed_token = :sealed_token, data_key = :data_key", "access_token"
+            set_token, remove_token = "sealed_token = :sealed_token, data_key = :data_key", "access_token, dpop_key"
         condition = _Conditions(self._clock())
         # newer than the item's token, or the item's token is impossible; or this request holds
         # the lease it took to replace the item, so nobody else has stored a token since
@@ -243,28 +250,36 @@ class TokenTable:
             return None
         expires_at, fetched_at = _number(item, "expires_at"), _number(item, FETCH.attribute)
         token_type, scope = _string(item, "token_type"), _string(item, "scope")
-        if expires_at is None or fetched_at is None or token_type != BEARER or not is_granted_scope(scope):
+        if expires_at is None or fetched_at is None or token_type not in TOKEN_TYPES or not is_granted_scope(scope):
             raise CannotOpen("the cached token's fields are missing, mistyped or not what a broker writes")
         if not FETCH.plausible(fetched_at, now) or expires_at <= fetched_at or not expires_at.is_integer():
             raise CannotOpen("the cached token's times are impossible")
         token = CachedToken(Sensitive(""), token_type, scope, int(expires_at), fetched_at)
-        return dataclasses.replace(token, access_token=Sensitive(self._open(key, item, token)))
+        access_token, dpop_key = self._open(key, item, token)
+        if not is_access_token(access_token):
+            raise CannotOpen("the cached token is not RFC 6749 text")
+        if (dpop_key is not None) != (token_type == "DPoP"):
+            raise CannotOpen("a DPoP token without its key, or a Bearer token with one")
+        key_value = None
+        if dpop_key is not None and (key_value := parse_private_jwk(dpop_key)) is None:
+            raise CannotOpen("the cached DPoP key is not one a broker makes")
+        return dataclasses.replace(token, access_token=Sensitive(access_token), dpop_key=key_value)
 
-    def _open(self, key: str, item: dict[str, Any], token: CachedToken) -> str:
+    def _open(self, key: str, item: dict[str, Any], token: CachedToken) -> tuple[str, str | None]:
+        """The token and its DPoP key (None for a Bearer token), as the item holds them."""
         if self._sealer is None:
             value = _string(item, "access_token")
             if not value:
                 raise CannotOpen("the cached token is not in plaintext and no KMS key is configured")
-            if not is_access_token(value):
-                raise CannotOpen("the cached token is not RFC 6749 text")
-            return value
+            return value, _string(item, "dpop_key")
         sealed_token, data_key = _binary(item, "sealed_token"), _binary(item, "data_key")
-        if sealed_token is None or data_key is None:
-            raise CannotOpen("the cached token is not sealed while sealing is on")
+        if sealed_token is None or data_key is None or "access_token" in item or "dpop_key" in item:
+            raise CannotOpen("the cached token is not sealed (alone) while sealing is on")
         try:
-            return self._sealer.open(_associated_data(key, token), Sealed(sealed_token, data_key))
+            payload = self._sealer.open(_associated_data(key, token), Sealed(sealed_token, data_key))
         except SealUnavailable as failure:
             raise self._unavailable("open", str(failure)) from None
+        return _opened_payload(payload, token.token_type)
 
     def _failure(self, item: dict[str, Any], now: float) -> Failure | None:
         """The remembered failure, if it is in force as a broker could have written it."""
@@ -333,6 +348,28 @@ def _associated_data(key: str, token: CachedToken) -> bytes:
     as the item stores it), its type and scope, and the version of this layout."""
     fields = [SEAL_VERSION, key, token.expires_at, f"{token.fetched_at:.3f}", token.token_type, token.scope]
     return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def _sealed_payload(token: CachedToken) -> str:
+    """What is sealed: a Bearer token alone (as items sealed before DPoP hold it), or a DPoP token
+    with its key, in one envelope, so that no table writer can pair a token with another key."""
+    if token.dpop_key is None:
+        return token.access_token.reveal()
+    return json.dumps({"access_token": token.access_token.reveal(), "dpop_key": token.dpop_key.reveal()})
+
+
+def _opened_payload(payload: str, token_type: str) -> tuple[str, str | None]:
+    """The token and key a sealed payload holds, read as the (authenticated) token type says."""
+    if token_type != "DPoP":
+        return payload, None
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        raise CannotOpen("the sealed DPoP token is not what a broker seals") from None
+    token, key = (document.get("access_token"), document.get("dpop_key")) if isinstance(document, dict) else (0, 0)
+    if not isinstance(token, str) or not isinstance(key, str):
+        raise CannotOpen("the sealed DPoP token is not what a broker seals")
+    return token, key
 
 
 def _key(key: str) -> dict[str, Any]:
