@@ -210,7 +210,6 @@ class TestTheFleetSharesOneTokenAndKey:
 
         assert answer["access_token"] not in (taken["access_token"], kept["access_token"])
 
-
     def test_without_a_kms_key_the_key_is_kept_beside_its_token_and_shared(
         self, broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
     ) -> None:

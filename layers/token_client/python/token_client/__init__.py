@@ -3,7 +3,8 @@
 from token_client import TokenClient, TokenBrokerError
 
 tokens = TokenClient()  # the broker is named by env TOKEN_BROKER_FUNCTION (or TOKEN_BROKER_URL)
-headers = tokens.auth_header("okta-default", scopes=["orders.read"])
+headers = tokens.headers("okta-default", "GET", "https://api.example.com/orders", scopes=["orders.read"])
+# {"Authorization": "Bearer …"}, or for a DPoP profile {"Authorization": "DPoP …", "DPoP": "<proof>"}
 
 Adapters for HTTP clients, imported only when used: `token_client.requests_auth`,
 `token_client.httpx_auth`, `token_client.urllib3_auth`.
@@ -16,11 +17,12 @@ from token_client.errors import (
     BrokerNotFound,
     BrokerUnreachable,
     ClientMisconfigured,
+    DpopRequired,
     TokenBrokerError,
 )
 
 # The package's version, released as token-client on PyPI (the one place it is written).
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "DEFAULT_MIN_TTL_SECONDS",
@@ -29,6 +31,7 @@ __all__ = [
     "BrokerNotFound",
     "BrokerUnreachable",
     "ClientMisconfigured",
+    "DpopRequired",
     "Scopes",
     "Token",
     "TokenBrokerError",

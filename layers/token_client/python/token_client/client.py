@@ -12,16 +12,18 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from urllib3.util import parse_url
 
-from token_client.errors import BrokerFailed, ClientMisconfigured, TokenBrokerError
+from token_client.dpop import NONCE_HEADER, USE_NONCE, DpopKey, KeyNotUsable
+from token_client.errors import BrokerFailed, ClientMisconfigured, DpopRequired, TokenBrokerError
 from token_client.transports import HttpTransport, LambdaTransport
 
 if TYPE_CHECKING:  # boto3-stubs' types, where installed; nothing is imported at run time
@@ -38,6 +40,10 @@ WAIT_FOR_OTHER_SECONDS = 25.0
 # The advisory window: this long before a token would fall below the caller's min TTL, or a
 # quarter of the token's life if that is shorter.
 ADVISORY_SECONDS = 60.0
+# The resource servers' DPoP nonces a client keeps, one per origin.
+NONCES_MAX = 256
+_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,512}")  # RFC 9449 §8.1: NQCHAR
+_NONCE_CHALLENGE = re.compile(rf'\bDPoP\b(?:[^"]|"[^"]*")*?\berror="{USE_NONCE}"', re.IGNORECASE)
 
 logger = logging.getLogger("token_client")
 
@@ -55,6 +61,7 @@ class Token:
     scope: str
     token_type: str = "Bearer"
     received_at: float = field(default=0.0, repr=False, compare=False)  # epoch seconds
+    dpop_key: DpopKey | None = field(default=None, repr=False, compare=False)  # a DPoP token's key
 
     def expires_in(self, now: float | None = None) -> float:
         return self.expires_at - (time.time() if now is None else now)
@@ -68,6 +75,13 @@ class Token:
     def authorization(self) -> str:
         """The `Authorization` header's value."""
         return f"{self.token_type} {self.value}"
+
+    def headers(self, method: str, url: str, nonce: str | None = None) -> dict[str, str]:
+        """What one request to `url` carries: the `Authorization` header, and for a DPoP token
+        a fresh proof for this method and URL (RFC 9449 §7.1)."""
+        if self.dpop_key is None:
+            return {"Authorization": self.authorization}
+        return {"Authorization": self.authorization, "DPoP": self.dpop_key.proof(method, url, self.value, nonce)}
 
 
 @dataclass
@@ -136,6 +150,7 @@ class TokenClient:
         self._calls: dict[_Key, _Call] = {}
         self._refused: set[_Key] = set()
         self._advised: dict[_Key, str] = {}  # the token each key's advisory call was made for
+        self._nonces: dict[tuple[str | None, str | None, int | None], str] = {}  # resource servers' DPoP nonces
 
     def token(self, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None) -> Token:
         """A token for `profile` with at least `min_ttl` seconds (default 60) left, with its
@@ -172,8 +187,37 @@ class TokenClient:
         return self.token(profile, scopes, min_ttl).value
 
     def auth_header(self, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None) -> dict[str, str]:
-        """`{"Authorization": "Bearer …"}` for `profile`."""
-        return {"Authorization": self.token(profile, scopes, min_ttl).authorization}
+        """`{"Authorization": "Bearer …"}` for `profile`; a DPoP profile needs `headers`."""
+        token = self.token(profile, scopes, min_ttl)
+        if token.dpop_key is not None:
+            raise DpopRequired(
+                f"profile {profile}'s tokens are DPoP-bound: use headers(profile, method, url), which adds a proof "
+                "for each request"
+            )
+        return {"Authorization": token.authorization}
+
+    def headers(
+        self, profile: str, method: str, url: str, scopes: Scopes | None = None, min_ttl: int | None = None
+    ) -> dict[str, str]:
+        """What one request to `url` needs: `{"Authorization": "Bearer …"}`, or for a DPoP token
+        `{"Authorization": "DPoP …", "DPoP": "<a fresh proof for method and url>"}`, with the
+        nonce that `url`'s origin gave last (see `remember_nonce`)."""
+        return self.request_headers(self.token(profile, scopes, min_ttl), method, url)
+
+    def request_headers(self, token: Token, method: str, url: str) -> dict[str, str]:
+        """`token.headers` with the nonce this client keeps for `url`'s origin."""
+        return token.headers(method, url, self._nonces.get(_origin(url)) if token.dpop_key is not None else None)
+
+    def remember_nonce(self, url: str, nonce: object) -> bool:
+        """Keeps a resource server's `DPoP-Nonce` for its origin; whether it was one to keep."""
+        if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+            return False
+        origin = _origin(url)
+        with self._lock:
+            if origin not in self._nonces and len(self._nonces) >= NONCES_MAX:
+                del self._nonces[next(iter(self._nonces))]
+            self._nonces[origin] = nonce
+        return True
 
     def invalidate(self, profile: str, scopes: Scopes | None = None, *, token: Token | str | None = None) -> None:
         """The API refused a token: forget it, and ask the broker for a new one (with
@@ -256,7 +300,13 @@ class TokenClient:
         value, expires_in = answer.get("access_token"), answer.get("expires_in")
         if not isinstance(value, str) or not value or not isinstance(expires_in, int):
             raise BrokerFailed("the broker's answer has no access_token and expires_in")
-        scope, token_type = answer.get("scope"), answer.get("token_type")
+        scope, token_type, jwk = answer.get("scope"), answer.get("token_type"), answer.get("dpop_key")
+        if (token_type == "DPoP") != isinstance(jwk, dict):
+            raise BrokerFailed("the broker's answer pairs a DPoP token and its key wrongly")
+        try:
+            dpop_key = DpopKey(jwk) if isinstance(jwk, dict) else None
+        except KeyNotUsable as problem:
+            raise BrokerFailed(f"the broker's DPoP key cannot sign: {problem}") from None
         now = self._clock()
         return Token(
             value,
@@ -264,6 +314,7 @@ class TokenClient:
             scope if isinstance(scope, str) else "",
             token_type if isinstance(token_type, str) and token_type else "Bearer",
             received_at=now,
+            dpop_key=dpop_key,
         )
 
     def _boto_session(self) -> Session:
@@ -296,6 +347,26 @@ class ForProfile:
         self._client.invalidate(self._profile, self._scopes, token=refused)
         fresh = self.token()
         return fresh if fresh.value != refused.value else None
+
+    def sent(self, method: str, url: str) -> tuple[Token, dict[str, str]]:
+        """The token for a request, and the headers that carry it (with a fresh DPoP proof)."""
+        token = self.token()
+        return token, self._client.request_headers(token, method, url)
+
+    def retry(
+        self, token: Token, method: str, url: str, status: int, headers: Mapping[str, str]
+    ) -> dict[str, str] | None:
+        """What an answer from the origin `token` was sent to means for the request: the headers
+        to send it once more with, or None. Any `DPoP-Nonce` it carries is kept for the origin.
+        A 401 asking for a DPoP nonce (`use_dpop_nonce`) is answered with the same token and a
+        proof with that nonce; any other 401 with a different token, if the broker has one."""
+        given = self._client.remember_nonce(url, headers.get(NONCE_HEADER))
+        if status != 401:
+            return None
+        if token.dpop_key is not None and given and _NONCE_CHALLENGE.search(headers.get("WWW-Authenticate", "")):
+            return self._client.request_headers(token, method, url)
+        fresh = self.renewed(token)
+        return None if fresh is None else self._client.request_headers(fresh, method, url)
 
 
 def same_origin(first: str, second: str) -> bool:

@@ -73,6 +73,14 @@ class ClientMisconfigured(TokenBrokerError, ValueError):
         super().__init__("client_misconfigured", 500, description)
 
 
+class DpopRequired(TokenBrokerError, TypeError):
+    """A DPoP-bound token asked for as a bare `Authorization` header: each request needs its own
+    proof, which `TokenClient.headers(profile, method, url)` and the adapters add."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__("dpop_required", 400, description)
+
+
 @contextlib.contextmanager
 def raised_as(library_error: type[Exception], **arguments: Any) -> Iterator[None]:
     """A `TokenBrokerError` raised inside is raised again, from it, as an exception of both its

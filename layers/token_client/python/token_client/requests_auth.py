@@ -1,9 +1,11 @@
 """`requests`: `session.auth = TokenAuth(client, "okta-default")`.
 
-Adds the broker's token to every request. On a 401 from the origin the token was sent to, it
-invalidates that token (only that one) and sends the request once more, to that origin, if the
-broker has a different token. A failure to get a token is a `TokenBrokerError` that is also a
-`requests.RequestException`. Needs `pip install token-client[requests]`.
+Adds the broker's token to every request, with a fresh proof for a DPoP token. On a 401 from
+the origin the token was sent to, it sends the request once more, to that origin: with a proof
+carrying the server's nonce when the 401 asks for one (`use_dpop_nonce`), else with a different
+token if the broker has one (the refused one, and only it, is invalidated). A failure to get a
+token is a `TokenBrokerError` that is also a `requests.RequestException`. Needs `pip install
+token-client[requests]`.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ class TokenAuth(ForProfile, requests.auth.AuthBase):
     """`TokenAuth(client, profile, scopes=None, min_ttl=None)`."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        with raised_as(requests.RequestException, request=request):
-            token = self.token()
-        request.headers["Authorization"] = token.authorization
         sent_to = str(request.url)
+        with raised_as(requests.RequestException, request=request):
+            token, headers = self.sent(str(request.method), sent_to)
+        request.headers.update(headers)
         request.register_hook(
             "response", lambda response, **kwargs: self._on_response(response, token, sent_to, **kwargs)
         )
@@ -35,18 +37,14 @@ class TokenAuth(ForProfile, requests.auth.AuthBase):
         # requests copies this hook onto the requests of redirects, without the token when the
         # origin changes: a 401 from another origin is not a refusal of this token
         request = response.request
-        if (
-            response.status_code != 401
-            or getattr(request, _RETRIED, False)
-            or not same_origin(str(request.url), sent_to)
-        ):
+        if getattr(request, _RETRIED, False) or not same_origin(str(request.url), sent_to):
             return response
         with raised_as(requests.RequestException, request=request, response=response):
-            fresh = self.renewed(token)
-        if fresh is None:
+            headers = self.retry(token, str(request.method), sent_to, response.status_code, response.headers)
+        if headers is None:
             return response
         retry = request.copy()
-        retry.headers["Authorization"] = fresh.authorization
+        retry.headers.update(headers)
         setattr(retry, _RETRIED, True)
         response.content  # noqa: B018  # read the refused answer so its connection can be reused
         response.close()

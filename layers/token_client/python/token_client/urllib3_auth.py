@@ -1,9 +1,11 @@
 """`urllib3`: `request(client, "okta-default", "GET", url)` instead of `urllib3.request(...)`.
 
-Sends the request with the broker's token. On a 401 from the origin the token was sent to, it
-invalidates that token (only that one) and sends the request once more if the broker has a
-different token. A failure to get a token is a `TokenBrokerError` that is also a
-`urllib3.exceptions.HTTPError`. urllib3 comes with botocore: nothing to install.
+Sends the request with the broker's token, and a fresh proof for a DPoP token. On a 401 from
+the origin the token was sent to, it sends the request once more: with a proof carrying the
+server's nonce when the 401 asks for one (`use_dpop_nonce`), else with a different token if the
+broker has one (the refused one, and only it, is invalidated). A failure to get a token is a
+`TokenBrokerError` that is also a `urllib3.exceptions.HTTPError`. urllib3 comes with botocore:
+nothing to install.
 """
 
 from __future__ import annotations
@@ -35,15 +37,15 @@ def request(
     sender = pool or POOL
     tokens = ForProfile(client, profile, scopes, min_ttl)
     with raised_as(urllib3.exceptions.HTTPError):
-        token = tokens.token()
-    response = sender.request(method, url, headers={**(headers or {}), "Authorization": token.authorization}, **kwargs)
-    if response.status != 401 or not same_origin(_last_url(response, url), url):
+        token, sent = tokens.sent(method, url)
+    response = sender.request(method, url, headers={**(headers or {}), **sent}, **kwargs)
+    if not same_origin(_last_url(response, url), url):
         return response
     with raised_as(urllib3.exceptions.HTTPError):
-        fresh = tokens.renewed(token)
-    if fresh is None:
+        again = tokens.retry(token, method, url, response.status, response.headers)
+    if again is None:
         return response
-    return sender.request(method, url, headers={**(headers or {}), "Authorization": fresh.authorization}, **kwargs)
+    return sender.request(method, url, headers={**(headers or {}), **again}, **kwargs)
 
 
 def _last_url(response: urllib3.BaseHTTPResponse, url: str) -> str:
