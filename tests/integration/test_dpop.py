@@ -154,10 +154,11 @@ class TestTheBrokerAsksForBoundTokens:
 
 
 class TestTheFleetSharesOneTokenAndKey:
+    @pytest.mark.parametrize("algorithm", ["ES256", "RS256", "PS256"])
     def test_another_container_gets_the_same_token_and_key_from_the_table(
-        self, broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer
+        self, broker: Broker, profiles: Profiles, auth_server: LocalAuthorizationServer, algorithm: str
     ) -> None:
-        profile = profiles.create(token_binding="dpop")
+        profile = profiles.create(token_binding="dpop", dpop_algorithm=algorithm)
         first = broker.invoke({"profile": profile}).answer
 
         broker.new_container()

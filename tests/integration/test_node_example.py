@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.lambda_api import LocalLambdaApi
+from devstack.resource_server import LocalResourceServer
 from devstack.sts import Issued
 from devstack.template import ROOT
 from tests.conftest import Profiles, credentials_environment
@@ -125,3 +126,45 @@ def test_missing_configuration_is_a_clear_error(node_example: Path, environment:
     assert "client_misconfigured" in finished.stderr
     assert named in finished.stderr
     assert "TypeError" not in finished.stderr
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256", "PS256"])
+def test_the_node_client_proves_each_request_with_the_dpop_tokens_key_and_answers_a_nonce_challenge(
+    node_example: Path,
+    lambda_api: LocalLambdaApi,
+    profiles: Profiles,
+    consumer: Issued,
+    resource_server: LocalResourceServer,
+    algorithm: str,
+) -> None:
+    # Given a DPoP profile and a resource server that asks for its nonce
+    profile = profiles.create(token_binding="dpop", dpop_algorithm=algorithm)
+    resource_server.require_nonce = True
+    url = f"{resource_server.url}/api/v1/users?page=1"
+    script = (
+        "import { TokenClient } from './token-client.mjs';"
+        "const tokens = new TokenClient();"
+        f"const first = await tokens.fetch('{profile}', '{url}');"
+        f"const second = await tokens.fetch('{profile}', '{url}');"
+        f"let refused = '';"
+        f"try {{ await tokens.authHeader('{profile}'); }} catch (error) {{ refused = error.error; }}"
+        "console.log(JSON.stringify([first.status, second.status, refused]));"
+    )
+    environment = {
+        **credentials_environment(consumer),
+        "TOKEN_BROKER_FUNCTION": lambda_api.function_arn,
+        "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint_url,
+    }
+
+    finished = run_node(node_example, environment, "--input-type=module", "-e", script)
+
+    # Then each request reached the API with a proof of its own, the challenge was answered once,
+    # and the token is never handed out as a bare header
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert json.loads(finished.stdout) == [200, 200, "dpop_required"]
+    assert [(r.status, r.refusal) for r in resource_server.requests] == [
+        (401, "use_dpop_nonce nonce"),
+        (200, ""),
+        (200, ""),
+    ]
+    assert len(broker_events(lambda_api)) == 1

@@ -33,8 +33,13 @@ def assert_valid(name: str, document: Any) -> None:
     assert errors == [], (name, document)
 
 
-def test_served_tokens_match_the_answer_schema_on_both_doors(broker: Broker, profiles: Profiles) -> None:
-    profile = profiles.create(scopes=["orders.read"])
+@pytest.mark.parametrize(
+    "binding", [{}, {"token_binding": "dpop"}, {"token_binding": "dpop", "dpop_algorithm": "PS256"}]
+)
+def test_served_tokens_match_the_answer_schema_on_both_doors(
+    broker: Broker, profiles: Profiles, binding: dict[str, str]
+) -> None:
+    profile = profiles.create(scopes=["orders.read"], **binding)
 
     direct = broker.invoke({"profile": profile}).answer
     over_http = json.loads(broker.post({"profile": profile}).answer["body"])
@@ -42,6 +47,11 @@ def test_served_tokens_match_the_answer_schema_on_both_doors(broker: Broker, pro
     for answer in (direct, over_http):
         assert_valid("token-answer", answer)
         assert not SCHEMAS["error-answer"].is_valid(answer)
+    # a DPoP token without its key, or a Bearer token with one, is not an answer
+    if "dpop_key" in direct:
+        assert not SCHEMAS["token-answer"].is_valid({k: v for k, v in direct.items() if k != "dpop_key"})
+    else:
+        assert not SCHEMAS["token-answer"].is_valid({**direct, "dpop_key": {"kty": "EC"}})
 
 
 def test_every_error_the_handler_gives_matches_the_error_schema(

@@ -2,11 +2,18 @@
 // below their min TTL, one broker call at a time per key, and a caller proof on every call.
 //
 //   const tokens = new TokenClient();  // env TOKEN_BROKER_FUNCTION, or TOKEN_BROKER_URL + TOKEN_BROKER_AUDIENCE
-//   const headers = { Authorization: `Bearer ${await tokens.getToken("okta-default")}` };
+//   const headers = await tokens.headers("okta-default", "GET", "https://api.example.com/v1/users");
+//   // {Authorization: "Bearer …"}, or for a DPoP profile {Authorization: "DPoP …", DPoP: "<a fresh proof>"}
+//   const response = await tokens.fetch("okta-admin", "https://api.example.com/v1/users");  // the same, sent
+//
+// A DPoP token (RFC 9449) comes with its key: each request gets a new proof for its method and URL, with
+// `ath` and the resource server's nonce once it gave one; a 401 asking for a nonce (use_dpop_nonce) is
+// answered by sending the request once more with it (kept per origin).
 //
 // Direct invocation names the broker by its alias ARN (output TokenBrokerAliasArn); the HTTP route by its
 // URL, signed with SigV4 for execute-api, with proofs for the broker's audience (the stack output
 // TokenBrokerAudience). Credentials are the AWS SDK's default chain (the function's own role).
+import { createHash, createPrivateKey, constants, randomBytes, sign } from "node:crypto";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { defaultProvider } from "@aws-sdk/credential-provider-node";
 import { Sha256 } from "@aws-crypto/sha256-js";
@@ -28,6 +35,43 @@ export class TokenBrokerError extends Error {
 }
 
 const misconfigured = (description) => new TokenBrokerError("client_misconfigured", 500, description);
+const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
+const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]{1,512}$/; // RFC 9449 §8.1: NQCHAR
+const NONCE_CHALLENGE = /\bDPoP\b(?:[^"]|"[^"]*")*?\berror="use_dpop_nonce"/i;
+const PUBLIC_MEMBERS = { EC: ["crv", "kty", "x", "y"], RSA: ["e", "kty", "n"] };
+
+// A DPoP token's key, from the broker's private JWK: makes a fresh proof for each request.
+class DpopKey {
+  #key;
+  #header;
+  constructor(jwk) {
+    const ec = jwk?.kty === "EC" && jwk.crv === "P-256" && jwk.alg === "ES256";
+    const rsa = jwk?.kty === "RSA" && (jwk.alg === "RS256" || jwk.alg === "PS256");
+    if (!ec && !rsa) throw new TokenBrokerError("broker_failed", 502, "the broker's DPoP key is not one this client signs with");
+    this.algorithm = jwk.alg;
+    this.#key = createPrivateKey({ key: jwk, format: "jwk" });
+    const publicJwk = Object.fromEntries(PUBLIC_MEMBERS[jwk.kty].map((name) => [name, jwk[name]]));
+    this.thumbprint = b64url(createHash("sha256").update(JSON.stringify(publicJwk)).digest()); // RFC 7638
+    this.#header = b64url(JSON.stringify({ typ: "dpop+jwt", alg: jwk.alg, jwk: publicJwk }));
+  }
+
+  proof(method, url, accessToken, nonce = undefined) {
+    const target = new URL(url);
+    const claims = {
+      jti: b64url(randomBytes(16)),
+      htm: method.toUpperCase(),
+      htu: `${target.origin}${target.pathname}`, // no query, no fragment
+      iat: Math.floor(Date.now() / 1000),
+      ath: b64url(createHash("sha256").update(accessToken).digest()),
+    };
+    if (nonce !== undefined) claims.nonce = nonce;
+    const input = `${this.#header}.${b64url(JSON.stringify(claims))}`;
+    const options = { key: this.#key };
+    if (this.algorithm === "ES256") options.dsaEncoding = "ieee-p1363";
+    if (this.algorithm === "PS256") Object.assign(options, { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
+    return `${input}.${b64url(sign("sha256", Buffer.from(input), options))}`;
+  }
+}
 
 // What a proof is made for: the broker's unqualified function ARN, its region and STS host.
 function brokerOf(functionArn, what) {
@@ -53,7 +97,8 @@ export class TokenClient {
       );
     }
     this.credentials = credentials ?? defaultProvider();
-    this.tokens = new Map(); // key -> {value, expiresAt, scope, tokenType}
+    this.tokens = new Map(); // key -> {value, expiresAt, scope, tokenType, dpopKey}
+    this.nonces = new Map(); // origin -> the resource server's latest DPoP nonce
     this.calls = new Map(); // key -> the broker call in flight
     this.refused = new Set(); // keys whose next call asks with force_refresh
     this.proof = undefined;
@@ -105,6 +150,55 @@ export class TokenClient {
     }
   }
 
+  // {Authorization: "Bearer …"} for a Bearer profile; a DPoP profile needs headers().
+  async authHeader(profile, { scopes, minTtl } = {}) {
+    const token = await this.token(profile, { scopes, minTtl });
+    if (token.dpopKey) {
+      throw new TokenBrokerError(
+        "dpop_required",
+        400,
+        `profile ${profile}'s tokens are DPoP-bound: use headers(profile, method, url), which adds a proof for each request`,
+      );
+    }
+    return { Authorization: `${token.tokenType} ${token.value}` };
+  }
+
+  // What one request to `url` needs: the Authorization header, and for a DPoP token a fresh proof.
+  async headers(profile, method, url, { scopes, minTtl } = {}) {
+    return this.#headersFor(await this.token(profile, { scopes, minTtl }), method, url);
+  }
+
+  // Keeps a resource server's DPoP-Nonce for its origin; whether it was one to keep.
+  rememberNonce(url, nonce) {
+    if (typeof nonce !== "string" || !NONCE.test(nonce)) return false;
+    this.nonces.set(new URL(url).origin, nonce);
+    return true;
+  }
+
+  // fetch() with the profile's token: a 401 asking for a DPoP nonce is sent once more with it; any
+  // other 401 once more with a different token, if the broker has one.
+  async fetch(profile, url, init = {}, { scopes, minTtl } = {}) {
+    const method = init.method ?? "GET";
+    const send = async (token) =>
+      fetch(url, { ...init, redirect: "manual", headers: { ...init.headers, ...this.#headersFor(token, method, url) } });
+    const token = await this.token(profile, { scopes, minTtl });
+    const response = await send(token);
+    const given = this.rememberNonce(url, response.headers.get("dpop-nonce") ?? undefined);
+    if (response.status !== 401) return response;
+    if (token.dpopKey && given && NONCE_CHALLENGE.test(response.headers.get("www-authenticate") ?? "")) {
+      return send(token);
+    }
+    this.invalidate(profile, { scopes });
+    const fresh = await this.token(profile, { scopes, minTtl });
+    return fresh.value === token.value ? response : send(fresh);
+  }
+
+  #headersFor(token, method, url) {
+    const headers = { Authorization: `${token.tokenType} ${token.value}` };
+    if (token.dpopKey) headers.DPoP = token.dpopKey.proof(method, url, token.value, this.nonces.get(new URL(url).origin));
+    return headers;
+  }
+
   // The API refused the token: forget it; the next call asks the broker with force_refresh.
   invalidate(profile, { scopes } = {}) {
     const key = keyOf(profile, scopes);
@@ -125,11 +219,15 @@ export class TokenClient {
     if (typeof answer.access_token !== "string" || !Number.isInteger(answer.expires_in)) {
       throw new TokenBrokerError("broker_failed", 502, "the broker's answer has no access_token and expires_in");
     }
+    if ((answer.token_type === "DPoP") !== (typeof answer.dpop_key === "object" && answer.dpop_key !== null)) {
+      throw new TokenBrokerError("broker_failed", 502, "the broker's answer pairs a DPoP token and its key wrongly");
+    }
     return {
       value: answer.access_token,
       expiresAt: Date.now() + answer.expires_in * 1000,
       scope: answer.scope ?? "",
       tokenType: answer.token_type ?? "Bearer",
+      dpopKey: answer.dpop_key ? new DpopKey(answer.dpop_key) : undefined,
     };
   }
 

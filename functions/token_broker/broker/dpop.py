@@ -121,5 +121,8 @@ def new_key(algorithm: str) -> DpopKey:
     else:
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
         private = RSAAlgorithm.to_jwk(key, as_dict=True)
-    public = {name: private[name] for name in PUBLIC_MEMBERS[private["kty"]]}
-    return DpopKey(algorithm, key, public, Sensitive(json.dumps({**private, "alg": algorithm}, separators=(",", ":"))))
+    kind = private["kty"]
+    public = {name: private[name] for name in PUBLIC_MEMBERS[kind]}
+    # exactly the members the contract's dpop_key has (PyJWT adds key_ops to RSA keys)
+    jwk = {"kty": kind, "alg": algorithm, **{name: private[name] for name in PRIVATE_MEMBERS[kind]}}
+    return DpopKey(algorithm, key, public, Sensitive(json.dumps(jwk, separators=(",", ":"))))
