@@ -3,15 +3,18 @@
 Shows a cold fetch, a memory hit, and a DynamoDB hit from a fresh container (a new process), each
 for a caller whose proof the local STS verified and whom the profile admits; then a caller the
 profile does not admit and one without a proof; then a profile with no secret at all (the
-broker's role proves itself with a web identity token from the local STS); then a token inside
-its refresh-ahead window,
-answered from the table while its renewal runs in the renewal function (queued by the local
-Lambda API as Lambda queues Event invocations). Tokens are shown as fingerprints, never in full.
+broker assumes the profile's own role and proves it with a web identity token from the local
+STS); then a token inside its refresh-ahead window, answered from the table while its renewal
+runs in the renewal function (queued by the local Lambda API as Lambda queues Event
+invocations); last, a DPoP profile (Okta's default), from the broker through token_client to a
+resource server that checks every proof. Tokens are shown as fingerprints, never in full.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -23,6 +26,8 @@ from devstack.lambda_host import RENEWAL_FUNCTION_ARN, invoke, load_handler_modu
 from devstack.stack import (
     DEMO_PROFILE,
     DEVELOPER_ROLE_ARN,
+    DPOP_CLIENT,
+    DPOP_PROFILE,
     LocalStack,
     create_profile,
     create_web_identity_profile,
@@ -87,7 +92,13 @@ def main() -> None:
 
         secretless(stack, app)
         ahead(stack, app, api, environment)
-        print(f"\nToken requests the authorization server received: {len(stack.server.token_requests())}")
+        dpop(stack, api)
+        requests = stack.server.token_requests()
+        challenged = sum(1 for r in requests if r.status == 400 and r.client_id == DPOP_CLIENT)
+        print(
+            f"\nToken requests the authorization server received: {len(requests)} "
+            f"({challenged} of them answered with a DPoP nonce challenge, as Okta answers a first request)"
+        )
         print("Answer shape:", json.dumps({**other["answer"], "access_token": "..."}))
         if not LOG_LEVEL:
             print("(POWERTOOLS_LOG_LEVEL=DEBUG make demo shows the handler's log lines above each step)")
@@ -131,6 +142,44 @@ def ahead(stack: LocalStack, app: Any, api: LocalLambdaApi, environment: dict[st
     renewed = fresh_container(environment, {"profile": "okta-ahead"}, stack.developer)
     describe("8. a fresh container, afterwards", renewed["answer"], renewed["metrics"], renewed["milliseconds"])
     stack.server.delay = 0.0
+
+
+def dpop(stack: LocalStack, api: LocalLambdaApi) -> None:
+    """A DPoP profile from the broker to the API: token_client asks the broker over the local
+    Invoke API, and its urllib3 adapter proves each request with the token's key, answering the
+    resource server's nonce challenge; a proof sent again is refused."""
+    import boto3
+    import urllib3
+
+    from token_client import TokenClient
+    from token_client.urllib3_auth import request
+
+    credentials = stack.developer.credentials
+    session = boto3.session.Session(
+        credentials.access_key, credentials.secret_key, credentials.token, region_name="us-east-1"
+    )
+    os.environ["AWS_ENDPOINT_URL_LAMBDA"] = api.endpoint_url
+    client = TokenClient(function_arn=api.function_arn, session=session)
+    url = f"{stack.resource.url}/api/v1/users"
+    print(f"\nA DPoP profile ({DPOP_PROFILE}, token_binding dpop, as Okta's API Services apps require by default):")
+    with contextlib.redirect_stdout(io.StringIO()):  # the handler's metrics, which Lambda sends to CloudWatch
+        token = client.token(DPOP_PROFILE)
+    if token.dpop_key is None:
+        raise SystemExit(f"the broker answered {DPOP_PROFILE} with a {token.token_type} token, not a DPoP one")
+    bound = stack.server.introspect(token.value).get("cnf", {}).get("jkt")
+    print(
+        f"  {'9. the broker':<34} {masked(token.value)}  token_type={token.token_type}  with its key, "
+        f"thumbprint {token.dpop_key.thumbprint} ({'= the token' if bound == token.dpop_key.thumbprint else '!='}"
+        " cnf.jkt)"
+    )
+    first = request(client, DPOP_PROFILE, "GET", url)
+    second = request(client, DPOP_PROFILE, "GET", url)
+    trail = ", ".join(str(r.status) for r in stack.resource.requests)
+    print(f"  {'10. token_client to the API':<34} {first.status}, then {second.status} (the API saw {trail}: its nonce")
+    print(f"  {'':<34} challenge, answered once; each request with a proof of its own)")
+    headers = client.headers(DPOP_PROFILE, "GET", url)
+    again = [urllib3.request("GET", url, headers=headers).status for _ in range(2)]
+    print(f"  {'11. one proof sent twice':<34} {again[0]}, then {again[1]}: a replayed proof is refused")
 
 
 if __name__ == "__main__":

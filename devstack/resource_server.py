@@ -88,7 +88,9 @@ class LocalResourceServer:
             headers = {"DPoP-Nonce": self.nonces.current} if refused.error == "use_dpop_nonce" else {}
             return _refused("DPoP", refused.error, refused.description, headers), f"{refused.error} {refused.claim}"
         if proof.jkt != jkt:
-            return _refused("DPoP", "invalid_dpop_proof", "The proof is not from the bound key."), "invalid_dpop_proof jkt"
+            return _refused(
+                "DPoP", "invalid_dpop_proof", "The proof is not from the bound key."
+            ), "invalid_dpop_proof jkt"
         return _served(known), ""
 
 

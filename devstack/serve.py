@@ -12,10 +12,11 @@ import signal
 import socket
 import sys
 import threading
+from dataclasses import dataclass
 
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import RENEWAL_FUNCTION_ARN, load_handler_module
-from devstack.stack import DEMO_PROFILE, LocalStack
+from devstack.stack import DEMO_PROFILE, DPOP_PROFILE, LocalStack
 from devstack.sts import Issued
 
 PORT_VARIABLE = "TOKEN_BROKER_PORT"
@@ -53,7 +54,8 @@ def main() -> None:
         print(f"  renewal function       {RENEWAL_FUNCTION_ARN}  (renewals ahead of expiry, queued as Lambda does)")
         print(f"  HTTP route             POST {api.endpoint_url}/token  (SigV4 for execute-api, as the IAM authorizer)")
         print(f"  local developer        {stack.developer.arn}  (credentials from the local STS, below)")
-        print("\n".join(["", *usage(api, stack.developer, DEMO_PROFILE, stack.aws.endpoint_url), ""]), flush=True)
+        where = Where(api, stack.aws.endpoint_url, f"{stack.resource.url}/api/v1/users")
+        print("\n".join(["", *usage(where, stack.developer, DEMO_PROFILE, DPOP_PROFILE), ""]), flush=True)
         try:
             while not stopping.wait(0.5):
                 pass
@@ -62,10 +64,21 @@ def main() -> None:
     print("\nStopped the local stack.")
 
 
-def usage(api: LocalLambdaApi, developer: Issued, profile: str, aws_endpoint: str) -> list[str]:
-    """What to paste in another shell, as the local developer (whom `profile` admits): token_client
-    by either door, curl with a request body from `token-broker-request`, and the operator's CLI
-    against the local stack's AWS (`aws_endpoint`)."""
+@dataclass(frozen=True)
+class Where:
+    """The local stack's addresses that the printed commands use."""
+
+    api: LocalLambdaApi
+    aws_endpoint: str  # moto's server, for the operator's CLI
+    resource_url: str  # an API on the local resource server
+
+
+def usage(where: Where, developer: Issued, profile: str, dpop_profile: str) -> list[str]:
+    """What to paste in another shell, as the local developer (whom both profiles admit):
+    token_client by either door, curl with a request body from `token-broker-request`, a call to
+    the resource server with `dpop_profile`'s DPoP token (a proof for each request, its nonce
+    answered), and the operator's CLI against the local stack's AWS."""
+    api = where.api
     credentials = developer.credentials
     request_body = f"PYTHONPATH=layers/token_client/python .venv/bin/python -m token_client.request_body {profile}"
     client = "PYTHONPATH=layers/token_client/python .venv/bin/python -c 'from token_client import TokenClient; "
@@ -81,7 +94,9 @@ def usage(api: LocalLambdaApi, developer: Issued, profile: str, aws_endpoint: st
         '    --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN" \\',
         '    -H "Content-Type: application/json" \\',
         f'    -d "$({request_body})" {api.endpoint_url}/token',
-        f"  .venv/bin/token-broker-admin --endpoint-url {aws_endpoint} list",
+        f"  {client}from token_client.urllib3_auth import request; "
+        f'print(request(TokenClient(), "{dpop_profile}", "GET", "{where.resource_url}").json())\'',
+        f"  .venv/bin/token-broker-admin --endpoint-url {where.aws_endpoint} list",
     ]
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from devstack.authserver import FederatedCredential, LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.lambda_host import BROKER_ENVIRONMENT, RENEWAL_FUNCTION_ARN
+from devstack.resource_server import LocalResourceServer
 from devstack.sts import Issued, LocalSts, credentials_environment
 
 if TYPE_CHECKING:
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 DEMO_PROFILE = "okta-default"
 DEMO_CLIENT = "demo-service-app"
+# Okta's default for API Services apps since February 2024: DPoP-bound tokens.
+DPOP_PROFILE = "okta-dpop"
+DPOP_CLIENT = "demo-dpop-app"
 # The local developer's role: the demo profile admits its sessions, as a real profile would a team's.
 DEVELOPER_ROLE = "local-developer"
 DEVELOPER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{DEVELOPER_ROLE}"
@@ -91,6 +95,7 @@ class LocalStack:
     aws: LocalAws = field(default_factory=LocalAws)
     server: LocalAuthorizationServer = field(default_factory=LocalAuthorizationServer)
     sts: LocalSts = field(default_factory=LocalSts)
+    resource: LocalResourceServer = field(init=False)
     environment: dict[str, str] = field(default_factory=dict)
     developer: Issued = field(init=False)
     broker_role: Issued = field(init=False)
@@ -99,19 +104,31 @@ class LocalStack:
         # credentials are issued by the stand-in itself; it need not be running yet
         self.developer = self.sts.assume_role(DEVELOPER_ROLE, "local-session")
         # the broker's functions run as this role: moto takes any credentials, and the local STS
-        # issues web identity tokens naming it
+        # lets it assume secretless profiles' roles
         self.broker_role = self.sts.assume_role(BROKER_ROLE, "token-broker")
+        self.resource = LocalResourceServer(self.server)
 
     def __enter__(self) -> LocalStack:
         self.aws.start()
         self.server.start()
         self.sts.start()
+        self.resource.start()
+        self.resource.require_nonce = True  # as an Okta API may ask
         create_profile(
             self.aws,
             self.server,
             DEMO_PROFILE,
             DEMO_CLIENT,
             scopes=["customScope"],
+            allowed_callers=[DEVELOPER_ROLE_ARN],
+        )
+        create_profile(
+            self.aws,
+            self.server,
+            DPOP_PROFILE,
+            DPOP_CLIENT,
+            scopes=["customScope"],
+            token_binding="dpop",
             allowed_callers=[DEVELOPER_ROLE_ARN],
         )
         self.environment = {
@@ -126,6 +143,7 @@ class LocalStack:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.resource.stop()
         self.sts.stop()
         self.server.stop()
         self.aws.stop()
@@ -147,4 +165,7 @@ class LocalStack:
             f"  STS (strict stand-in)  {self.sts.url}  (checks caller proofs' SigV4 signatures)",
             f"  profile {DEMO_PROFILE!r}      secret {BROKER_ENVIRONMENT['SECRET_PREFIX'] + DEMO_PROFILE!r}, "
             f"admits {DEVELOPER_ROLE_ARN}",
+            f"  profile {DPOP_PROFILE!r}         the same, token_binding dpop (client {DPOP_CLIENT} requires DPoP)",
+            f"  resource server        {self.resource.url}/api  (takes the server's tokens; DPoP ones with a proof "
+            "from their key, and its nonce)",
         ]

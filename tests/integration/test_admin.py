@@ -99,6 +99,42 @@ def test_try_gets_a_token_and_prints_it_masked(
     assert "'orders.read'" in out
 
 
+@pytest.mark.parametrize("jwt_tokens", [True, False], ids=["jwt", "opaque"])
+def test_try_a_dpop_profile_shows_the_keys_thumbprint_beside_the_tokens_cnf_jkt(
+    profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str], jwt_tokens: bool
+) -> None:
+    # Given an Okta-style app that requires DPoP (and a nonce), issuing JWTs or opaque tokens
+    profile = profiles.create(token_binding="dpop")
+    auth_server.jwt_tokens = jwt_tokens
+
+    status, out, err = run(capsys, "try", profile)
+
+    assert status == 0, err
+    token = auth_server.issued[-1]
+    assert token not in out
+    assert out.startswith(f"a DPoP token for {profile}: {token[:4]}…")
+    jkt = auth_server.introspect(token)["cnf"]["jkt"]
+    if jwt_tokens:
+        assert f"thumbprint is {jkt}; the token's cnf.jkt is {jkt}: the same key." in out
+    else:
+        assert f"thumbprint is {jkt} (the token does not say cnf.jkt)" in out
+
+
+def test_check_and_list_name_the_token_binding(
+    tmp_path: Path, profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = profile_file(tmp_path, profiles, auth_server, token_binding="dpop", dpop_algorithm="PS256")
+
+    status, out, _ = run(capsys, "check", str(document))
+    assert status == 0
+    assert "token_binding dpop (PS256)" in out
+
+    bad = profile_file(tmp_path, profiles, auth_server, dpop_algorithm="PS256")
+    status, _, err = run(capsys, "check", str(bad))
+    assert status == 1
+    assert "dpop_algorithm is not used with token_binding bearer" in err
+
+
 def test_try_says_what_the_server_refused(
     profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -130,7 +166,7 @@ def test_try_a_web_identity_profile_uses_the_operators_own_role_and_says_so(
     status, out, _ = run(capsys, "try", profile)
 
     assert status == 0, out
-    assert "a token for" in out
+    assert "a Bearer token for" in out
     assert "your own credentials" in out
     assert local_sts.web_identity_requests == [("api://AzureADTokenExchange", "RS256")]
     assert local_sts.assume_role_requests == []  # the operator's JWT, never the profile role's
@@ -291,7 +327,7 @@ def test_stdout_holds_only_the_answer(profiles: Profiles, capsys: pytest.Capture
 
     assert status == 0
     assert out.count("\n") == 1
-    assert out.startswith(f"a token for {profile}: ")
+    assert out.startswith(f"a Bearer token for {profile}: ")
     assert "_aws" not in out + err  # the metrics of an operator's try are no fleet's
 
 

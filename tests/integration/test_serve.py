@@ -15,7 +15,8 @@ import pytest
 
 from devstack.aws import LocalAws
 from devstack.lambda_api import LocalLambdaApi
-from devstack.serve import usage
+from devstack.resource_server import LocalResourceServer
+from devstack.serve import Where, usage
 from devstack.sts import Issued
 from devstack.template import ROOT
 from tests.conftest import Profiles
@@ -26,11 +27,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.skipif(BASH is None or CURL is None, reason="bash and curl are not both installed here")
 def test_every_printed_command_gets_a_token(
-    lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, auth_server: object, local_aws: LocalAws
+    lambda_api: LocalLambdaApi,
+    profiles: Profiles,
+    consumer: Issued,
+    auth_server: object,
+    local_aws: LocalAws,
+    resource_server: LocalResourceServer,
 ) -> None:
-    # Given the printed lines, for a profile that admits the developer
-    profile = profiles.create()
-    lines = usage(lambda_api, consumer, profile, local_aws.endpoint_url)
+    # Given the printed lines, for a Bearer and a DPoP profile that admit the developer, and an
+    # API that asks for its DPoP nonce
+    profile, dpop_profile = profiles.create(), profiles.create(token_binding="dpop")
+    resource_server.require_nonce = True
+    where = Where(lambda_api, local_aws.endpoint_url, f"{resource_server.url}/api/v1/users")
+    lines = usage(where, consumer, profile, dpop_profile)
     commands = "\n".join(line.removeprefix("  ") for line in lines[1:])
 
     # When a shell runs them, as pasted
@@ -46,14 +55,16 @@ def test_every_printed_command_gets_a_token(
     # Then each of the three printed a token: two headers from token_client, one answer from curl;
     # and the operator's CLI listed the profile from the local stack's Secrets Manager
     assert finished.returncode == 0, finished.stderr[-2000:]
-    direct, over_http, curl, *listed = finished.stdout.strip().splitlines()
+    direct, over_http, curl, api, *listed = finished.stdout.strip().splitlines()
     assert any(line.startswith(f"{profile}  client_secret_basic  ") for line in listed)
     assert direct == over_http  # one token, cached by the broker, whatever the door
     assert direct.startswith("{'Authorization': 'Bearer ")
     answer = json.loads(curl)
     assert direct == str({"Authorization": f"Bearer {answer['access_token']}"})
+    assert api == str({"ok": True, "client_id": profiles.client_id(dpop_profile), "token_type": "DPoP"})
+    assert [r.status for r in resource_server.requests] == [401, 200]  # the nonce, then the call
     doors = [event.get("version", "direct") for event in lambda_api.invocations]
-    assert doors == ["direct", "2.0", "2.0"]
+    assert doors == ["direct", "2.0", "2.0", "direct"]
 
 
 @pytest.mark.parametrize("port", ["busy", "not-a-port"])

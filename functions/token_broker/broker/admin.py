@@ -39,10 +39,12 @@ from broker.config import (
     DEFAULT_SECRET_PREFIX,
     loopback_sts_endpoint,
 )
+from broker.decisions import jwt_claims
+from broker.dpop import key_thumbprint
 from broker.errors import BrokerError, ProfileMisconfigured
 from broker.profiles import Profile, cache_key, parse_profile
 from broker.token_binding import BEARER
-from broker.token_endpoint import TokenEndpoint
+from broker.token_endpoint import IssuedToken, TokenEndpoint
 from broker.token_table import PARTITION_KEY
 from broker.wiring import AwsClients, web_identity_tokens
 
@@ -220,9 +222,24 @@ def try_profile(arguments: argparse.Namespace, aws: Aws) -> str:
     value = issued.access_token.reveal()
     granted = issued.scope if issued.scope is not None else " ".join(sorted(scopes))
     return (
-        f"a token for {profile.name}: {value[:4]}…({len(value)} characters), expires in {issued.expires_in} s, "
-        f"scope {granted!r}.{note}"
+        f"a {issued.token_type} token for {profile.name}: {value[:4]}…({len(value)} characters), expires in "
+        f"{issued.expires_in} s, scope {granted!r}.{_binding(issued)}{note}"
     )
+
+
+def _binding(issued: IssuedToken) -> str:
+    """What a DPoP token is bound to: its key's thumbprint, beside what the token says (`cnf.jkt`,
+    when it is a JWT) so the operator sees the server bound it to that key."""
+    if issued.dpop_key is None:
+        return ""
+    thumbprint = key_thumbprint(issued.dpop_key)
+    claims = jwt_claims(issued.access_token.reveal())
+    confirmation = claims.get("cnf") if claims else None
+    said = confirmation.get("jkt") if isinstance(confirmation, dict) else None
+    if not isinstance(said, str):
+        return f" Bound to the key whose thumbprint is {thumbprint} (the token does not say cnf.jkt)."
+    agreement = "the same key" if said == thumbprint else "ANOTHER key: the server did not bind it to this proof"
+    return f" Bound to the key whose thumbprint is {thumbprint}; the token's cnf.jkt is {said}: {agreement}."
 
 
 def key(arguments: argparse.Namespace, aws: Aws) -> str:

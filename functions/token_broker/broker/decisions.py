@@ -94,7 +94,13 @@ def token_lifetime(expires_in_field: object, access_token: str, now: float) -> i
 
 def jwt_expiry(access_token: str) -> int | None:
     """The `exp` claim of a JWT access token, read without verifying: it only sets our cache life."""
-    parts = access_token.split(".")
+    claims = jwt_claims(access_token)
+    return _whole_seconds(claims.get("exp")) if claims is not None else None
+
+
+def jwt_claims(token: str) -> dict[str, object] | None:
+    """A JWT's claims, unverified (None when it is not a JWT): only ever read, never trusted."""
+    parts = token.split(".")
     if len(parts) != 3:
         return None
     payload = parts[1]
@@ -102,8 +108,7 @@ def jwt_expiry(access_token: str) -> int | None:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (ValueError, RecursionError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return _whole_seconds(exp)
+    return claims if isinstance(claims, dict) else None
 
 
 def _whole_seconds(value: object) -> int | None:

@@ -77,6 +77,11 @@ def thumbprint(public_jwk: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
+def key_thumbprint(private_jwk: Sensitive) -> str:
+    """The thumbprint of a private JWK's public part (no secret member is read)."""
+    return thumbprint(json.loads(private_jwk.reveal()))
+
+
 def target_uri(url: str) -> str:
     """`htu`: the URL without its query and fragment (RFC 9449 §4.2)."""
     return url.split("#", 1)[0].split("?", 1)[0]
