@@ -29,9 +29,6 @@ COMMON_FIELDS = frozenset(
         "allowed_callers",
     }
 )
-FIELDS = COMMON_FIELDS.union(
-    *(auth.fields for auth in METHODS.values()), *(binding.fields for binding in BINDINGS.values())
-)
 # Form fields the broker sets itself; a profile's token_params may not override them.
 RESERVED_PARAMS = frozenset(
     {"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
@@ -69,7 +66,8 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
         parsed, lambda message: ProfileMisconfigured(f"profile {name}: {message}", allowed_callers)
     )
 
-    unknown = sorted(str(key)[:40] for key in document.names() if key not in FIELDS)
+    fields = COMMON_FIELDS.union(*(kind.fields for kind in (*METHODS.values(), *BINDINGS.values())))
+    unknown = sorted(str(key)[:40] for key in document.names() if key not in fields)
     if unknown:
         raise document.bad(f"unknown field {unknown[0]}")
     client_auth = _variant(document, "auth_method", METHODS).parse(document)
