@@ -28,7 +28,9 @@ from devstack.iam import ACCOUNT, PARTITION, REGION, Context, request_arns, reso
 from devstack.template import ROOT, TEMPLATE, load_template
 
 BOOTSTRAP = ROOT / "bootstrap.yaml"
-ENVIRONMENT, STACK = "dev", "token-broker-dev"  # as samconfig.toml's default environment has them
+# as samconfig.toml's default environment has them: the stack is <ApplicationName>-<Environment>
+APPLICATION, ENVIRONMENT = "token-broker", "dev"
+STACK = f"{APPLICATION}-{ENVIRONMENT}"
 DEPLOY_ROLE = f"arn:{PARTITION}:iam::{ACCOUNT}:role/token-broker-deploy-{ENVIRONMENT}"
 BOUNDARY = f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{STACK}-boundary"
 ARTIFACT_BUCKET = f"{STACK}-artifacts-{ACCOUNT}-{REGION}"
@@ -240,17 +242,23 @@ def handler_permissions(resource_type: str) -> frozenset[str]:
     )
 
 
-def application_values(template: dict[str, Any]) -> dict[str, Any]:
+def application_values(
+    template: dict[str, Any], application: str = APPLICATION, environment: str = ENVIRONMENT
+) -> dict[str, Any]:
     """The application stack's parameters (their defaults), pseudo parameters, and each
-    resource's name and ARN as the stack gives them."""
+    resource's name and ARN as the stack gives them, for one environment of one application
+    (default: STACK)."""
+    stack = f"{application}-{environment}"
     values: dict[str, Any] = {
         "AWS::Partition": PARTITION,
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
-        "AWS::StackName": STACK,
+        "AWS::StackName": stack,
         "AWS::URLSuffix": "amazonaws.com",
         **{name: parameter.get("Default", "") for name, parameter in template["Parameters"].items()},
-        "Stage": ENVIRONMENT,
+        "Stage": environment,
+        # the bootstrap stack's export
+        f"Export::{stack}-PermissionsBoundaryArn": f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{stack}-boundary",
     }
     conditions = _conditions(template, values)
     for logical, resource in template["Resources"].items():
@@ -295,7 +303,7 @@ def resource_name(logical: str, resource: dict[str, Any], values: dict[str, Any]
     given = resource.get("Properties", {}).get(NAME_PROPERTY.get(resource["Type"], ""))
     if given is not None:
         return str(resolved(given, values, conditions))
-    return f"{STACK}-{logical}-{SUFFIX}"[:64]
+    return f"{values['AWS::StackName']}-{logical}-{SUFFIX}"[:64]
 
 
 def _ref(resource_type: str, name: str) -> str:
@@ -491,16 +499,18 @@ def deploy_steps(values: dict[str, Any]) -> list[Need]:
     return deploy
 
 
-def bootstrap_values(environment: str = ENVIRONMENT, stack: str = STACK) -> dict[str, Any]:
+def bootstrap_values(environment: str = ENVIRONMENT, application: str = APPLICATION) -> dict[str, Any]:
     template = load_template(BOOTSTRAP)
+    stack = f"{application}-{environment}"
     values: dict[str, Any] = {
         "AWS::Partition": PARTITION,
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
         **{name: parameter.get("Default", "") for name, parameter in template["Parameters"].items()},
         "Environment": environment,
-        "ApplicationStackName": stack,
+        "ApplicationName": application,
         "GitHubRepository": "your-org/token-broker",
+        "GitHubRepositoryId": "123456789",
         "OperatorRoleArn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/administrators",
     }
     values |= {
@@ -513,11 +523,14 @@ def bootstrap_values(environment: str = ENVIRONMENT, stack: str = STACK) -> dict
     return values
 
 
-def bootstrap_policies() -> dict[str, list[dict[str, Any]]]:
-    """The deploy policy and the boundary, as the account holds them for ENVIRONMENT and STACK."""
+def bootstrap_policies(
+    environment: str = ENVIRONMENT, application: str = APPLICATION
+) -> dict[str, list[dict[str, Any]]]:
+    """The deploy policy and the boundary, as the account holds them for one environment of one
+    application (default: ENVIRONMENT's, STACK)."""
     template = load_template(BOOTSTRAP)
     conditions = {"CreateOidcProvider": True, "HasOperatorRole": True}
-    resources = resolved(template["Resources"], bootstrap_values(), conditions)
+    resources = resolved(template["Resources"], bootstrap_values(environment, application), conditions)
     return {
         name: resources[name]["Properties"]["PolicyDocument"]["Statement"]
         for name in ("DeployPolicy", "PermissionsBoundary")

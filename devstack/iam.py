@@ -120,6 +120,12 @@ def _formats(action: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(row["resource_arn_format"] for row in rows if row["resource_arn_format"] != "*"))
 
 
+def acts_on(action: str, arn: str) -> bool:
+    """Whether `arn` is of a resource type `action` names (its ARN formats, placeholders as `*`):
+    an action without one, or of another type, cannot be asked of that resource."""
+    return any(fnmatch.fnmatchcase(arn, re.sub(r"\$\{[^}]*\}", "*", arn_format)) for arn_format in _formats(action))
+
+
 @cache
 def known_action(action: str) -> bool:
     from policy_sentry.querying.actions import get_action_data
@@ -154,8 +160,9 @@ def _filled(arn_format: str, names: Mapping[str, str]) -> str:
 
 
 def resolved(node: Any, values: Mapping[str, Any], conditions: Mapping[str, bool]) -> Any:
-    """`node` with Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join and AWS::NoValue worked out from
-    `values` (parameters, pseudo parameters, and `Logical` / `Logical.Attribute` of resources)."""
+    """`node` with Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join, Fn::ImportValue and AWS::NoValue
+    worked out from `values` (parameters, pseudo parameters, `Logical` / `Logical.Attribute` of
+    resources, and `Export::<name>` for the exports of other stacks)."""
     if isinstance(node, list):
         return [item for item in (resolved(item, values, conditions) for item in node) if item is not _NO_VALUE]
     if not isinstance(node, dict):
@@ -174,6 +181,8 @@ def resolved(node: Any, values: Mapping[str, Any], conditions: Mapping[str, bool
         if key == "Fn::If":
             name, when_true, when_false = argument
             return resolved(when_true if conditions[name] else when_false, values, conditions)
+        if key == "Fn::ImportValue":  # another stack's export, as `values` holds it
+            return values[f"Export::{resolved(argument, values, conditions)}"]
         if key == "Fn::Join":
             separator, items = argument
             return separator.join(str(item) for item in resolved(items, values, conditions))

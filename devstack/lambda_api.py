@@ -92,6 +92,8 @@ class LocalLambdaApi:
         process's environment when it starts; what it writes is kept in `output`."""
         self._functions = [_Function(f.arn, f.handler, f.own_process) for f in functions]
         self.output = output if output is not None else []
+        # while set, every Event invocation gets this answer (status, Lambda's error type)
+        self.event_refusal: tuple[int, str] | None = None
         self.function_arn = self._functions[0].arn
         self.function_name = self._functions[0].name
         self.app = app
@@ -171,6 +173,9 @@ class LocalLambdaApi:
         client_context = ClientContext.from_header(request.headers.get("X-Amz-Client-Context"))
         invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type == "Event":
+            if self.event_refusal is not None:  # Lambda throttling or refusing the event
+                status, code = self.event_refusal
+                return Response(json.dumps({"Type": "User", "Message": code}), status, {"x-amzn-errortype": code})
             function.events.put((event, invoked_arn, client_context))
             return Response(b"", 202, {"X-Amz-Executed-Version": "$LATEST"})
         if invocation_type == "DryRun":

@@ -6,6 +6,8 @@ every role the stack creates to what the broker needs."""
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from functools import cache
 from typing import Any
 
@@ -18,6 +20,7 @@ from devstack.deployment import (
     DEPLOY_ROLE,
     STACK,
     STACK_TAG,
+    SUFFIX,
     UNUSED,
     Need,
     application_values,
@@ -26,7 +29,7 @@ from devstack.deployment import (
     needs,
     transformed,
 )
-from devstack.iam import ACCOUNT, PARTITION, REGION, Request, allows, known_action, resolved
+from devstack.iam import ACCOUNT, PARTITION, REGION, Request, acts_on, allows, known_action, resolved
 from devstack.template import ROOT, load_template
 
 
@@ -175,7 +178,13 @@ def test_the_deploy_role_cannot_change_the_boundary(action: str) -> None:
 
 # The context the broker's own requests carry, where a policy's condition tests it.
 PROFILE_TAGGED = {"aws:TagKeys": [PROFILE_TAG], f"aws:RequestTag/{PROFILE_TAG}": "orders"}
-SENT_WITH = {"sts:AssumeRole": PROFILE_TAGGED, "sts:TagSession": PROFILE_TAGGED}
+SEALING = {f"aws:ResourceTag/{STACK_TAG}": STACK, "kms:EncryptionContext:purpose": "token-broker-cache"}
+SENT_WITH = {
+    "sts:AssumeRole": PROFILE_TAGGED,
+    "sts:TagSession": PROFILE_TAGGED,
+    "kms:Decrypt": SEALING,
+    "kms:GenerateDataKey": SEALING,
+}
 
 
 def role_needs() -> list[Request]:
@@ -205,8 +214,8 @@ def role_needs() -> list[Request]:
         Request("logs:CreateLogStream", log_group),
         Request("logs:PutLogEvents", log_group),
         Request("xray:PutTraceSegments", "*"),
-        Request("kms:Decrypt", values["TokenCacheKey.Arn"]),
-        Request("kms:GenerateDataKey", values["TokenCacheKey.Arn"]),
+        Request("kms:Decrypt", values["TokenCacheKey.Arn"], SEALING),
+        Request("kms:GenerateDataKey", values["TokenCacheKey.Arn"], SEALING),
         Request("lambda:UpdateAlias", f"{function}:live"),
         Request(
             "cloudwatch:DescribeAlarms", f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{STACK}-internal-errors"
@@ -258,9 +267,14 @@ def test_the_deploy_role_is_assumed_only_by_its_environments_jobs_or_the_named_o
     )["Statement"]
     github, operators = trust
     assert github["Action"] == "sts:AssumeRoleWithWebIdentity"
+    # the repository by its id (a renamed or deleted one's name may be taken), the environment,
+    # and the workflow with its ref: only ci.yml on main, as GitHub's hardening guide advises
     assert github["Condition"]["StringEquals"] == {
         "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-        "token.actions.githubusercontent.com:sub": "repo:your-org/token-broker:environment:dev",
+        "token.actions.githubusercontent.com:sub": (
+            "repository_id:123456789:environment:dev:"
+            "job_workflow_ref:your-org/token-broker/.github/workflows/ci.yml@refs/heads/main"
+        ),
     }
     assert operators["Principal"] == {"AWS": values["OperatorRoleArn"]}
 
@@ -270,3 +284,132 @@ def test_cloudsplaining_finds_nothing_unscoped_and_nothing_without_a_reason() ->
 
     assert {"bootstrap.yaml DeployPolicy", "bootstrap.yaml PermissionsBoundary"} <= set(policies())
     assert problems() == []
+
+
+# Application names as the bootstrap admits or refuses them, adversarial ones first: prefixes of
+# one another, names ending where another environment's stack name goes on, the bootstrap's own
+# names, and environment words hidden in a name.
+ADMITTED = ("token-broker", "tb", "tb-x", "t", "token", "token-broker-x", "devops", "prod2", "a-b-c", "tbdev")
+REFUSED = ("tb-dev", "dev", "tb-prod-x", "staging-tb", "tb--x", "tb-", "-tb", "Tb", "a" * 15, "tb_x", "1tb")
+ENVIRONMENTS = ("dev", "staging", "prod")
+# the admitted names most likely to reach one another: each a prefix of another, or of the
+# bootstrap's own names (token-broker-deploy-<environment>)
+ADVERSARIAL = ("token-broker", "token-broker-x", "token", "t", "tb", "tb-x")
+
+
+def application_name_admitted(name: str) -> bool:
+    parameter = load_template(ROOT / "bootstrap.yaml")["Parameters"]["ApplicationName"]
+    return len(name) <= parameter["MaxLength"] and re.fullmatch(parameter["AllowedPattern"], name) is not None
+
+
+@pytest.mark.parametrize("name", ADMITTED + REFUSED)
+def test_the_bootstrap_admits_application_names_whose_environments_cannot_collide(name: str) -> None:
+    assert application_name_admitted(name) is (name in ADMITTED)
+
+
+def other_stack_arns(application: str, environment: str) -> list[str]:
+    """Every ARN of a stack (its resources as CloudFormation names them, its bootstrap's boundary,
+    deploy role and policy, its profile roles) that another environment's deploy role must never
+    change."""
+    values = application_values(the_template(), application, environment)
+    stack = f"{application}-{environment}"
+    iam = f"arn:{PARTITION}:iam::{ACCOUNT}"
+    arns = [value for name, value in values.items() if name.endswith(".Arn") and str(value).startswith("arn:")]
+    return [
+        *arns,
+        f"{iam}:policy/{stack}-boundary",
+        f"{iam}:role/token-broker-deploy-{environment}",
+        f"{iam}:policy/token-broker-deploy-{environment}",
+        f"{iam}:role/token-broker-profiles/{stack}/orders",
+        f"arn:{PARTITION}:ssm:{REGION}:{ACCOUNT}:parameter/{stack}/function-arn",
+        f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{stack}-internal-errors",
+        f"arn:{PARTITION}:cloudwatch::{ACCOUNT}:dashboard/{stack}",
+        f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:alias/{stack}-token-cache",
+    ]
+
+
+def written_actions(policy: list[dict[str, Any]], arn: str) -> list[str]:
+    """The deploy policy's allowed actions that change something (reading is harmless) and can be
+    asked of `arn`, as AWS's Service Authorization Reference gives their resource types, from the
+    statements whose resources take it in."""
+    return sorted(
+        {
+            action
+            for statement in policy
+            if statement["Effect"] == "Allow"
+            and any(fnmatch.fnmatchcase(arn, r) for r in listed(statement["Resource"]))
+            for action in listed(statement["Action"])
+            if not action.split(":")[1].startswith(("Get", "List", "Describe")) and acts_on(action, arn)
+        }
+    )
+
+
+def changes(policy: list[dict[str, Any]], arns: list[str], context: dict[str, str]) -> list[str]:
+    return [
+        f"{action} {arn}"
+        for arn in arns
+        for action in written_actions(policy, arn)
+        if allows(policy, Request(action, arn, context))
+    ]
+
+
+def test_no_environments_deploy_role_can_change_anothers_names_whatever_names_the_bootstrap_admits() -> None:
+    # Given every pair of admitted application names and environments in one account, the
+    # adversarial prefixes included (token-broker and token-broker-x, tb and tb-x, t and token)
+    stacks = [(application, environment) for application in ADVERSARIAL for environment in ENVIRONMENTS]
+    arns = {stack: other_stack_arns(*stack) for stack in stacks}
+    reaches = []
+    for application, environment in stacks:
+        policy = bootstrap_policies(environment, application)["DeployPolicy"]
+        for other in stacks:
+            if other != (application, environment):
+                tagged = {f"aws:ResourceTag/{STACK_TAG}": f"{other[0]}-{other[1]}"}
+                reaches += [
+                    f"{application}-{environment} may {change}" for change in changes(policy, arns[other], tagged)
+                ]
+    # Then none of their deploy roles may change any name of another
+    assert reaches == []
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_a_deploy_role_can_change_neither_itself_nor_its_policy_nor_any_boundary(environment: str) -> None:
+    # the most dangerous name: an application called "token-broker", whose deploy role's own
+    # names begin with "token-broker-"
+    policy = bootstrap_policies(environment, "token-broker")["DeployPolicy"]
+    iam = f"arn:{PARTITION}:iam::{ACCOUNT}"
+    own = [
+        f"{iam}:role/token-broker-deploy-{environment}",
+        f"{iam}:policy/token-broker-deploy-{environment}",
+        f"{iam}:policy/token-broker-{environment}-boundary",
+    ]
+    assert changes(policy, own, {}) == []
+
+
+def test_the_bootstraps_names_fit_aws_limits_for_the_longest_admitted_application_name() -> None:
+    # Given the longest name admitted, in the environment and the region with the longest names
+    import botocore.session
+
+    application = "a" * load_template(ROOT / "bootstrap.yaml")["Parameters"]["ApplicationName"]["MaxLength"]
+    stack = f"{application}-{max(ENVIRONMENTS, key=len)}"
+    regions = botocore.session.get_session().get_available_regions("sts")
+    region = max(regions, key=len)
+    # Then the artifact bucket's name is at most 63 characters (S3's limit)
+    assert len(f"{stack}-artifacts-{ACCOUNT}-{region}") <= 63
+    # and every name CloudFormation generates (<stack>-<logical id>-<13 characters>) of a role or
+    # function is whole within 64, so the deploy policy's <stack>-* patterns hold it
+    for logical, resource in the_template()["Resources"].items():
+        if resource["Type"] in ("AWS::IAM::Role", "AWS::Lambda::Function"):
+            assert len(f"{stack}-{logical}-{SUFFIX}") <= 64, logical
+
+
+def test_the_names_the_bootstrap_refuses_are_those_that_would_collide() -> None:
+    # Given dev's "tb" and a prod application named "tb-dev" (refused), whose stack tb-dev-prod
+    # begins with dev's "tb-dev-"
+    assert not application_name_admitted("tb-dev")
+    policy = bootstrap_policies("dev", "tb")["DeployPolicy"]
+
+    reaches = changes(policy, other_stack_arns("tb-dev", "prod"), {f"aws:ResourceTag/{STACK_TAG}": "tb-dev-prod"})
+
+    # Then dev's deploy role would change prod's roles and functions: the evaluator sees it
+    assert any(change.startswith("iam:UpdateAssumeRolePolicy") for change in reaches)
+    assert any(change.startswith("lambda:UpdateFunctionCode") for change in reaches)

@@ -112,7 +112,11 @@ def test_a_release_is_built_once_without_credentials_and_published_by_trusted_pu
         assert not [word for word in INSTALLS_OR_BUILDS if word in commands], name
     (attest,) = [s for s in RELEASE_JOBS["provenance"]["steps"] if ATTEST_ACTION in s.get("uses", "")]
     assert attest["with"]["subject-path"] == ".dist/*"
-    assert RELEASE_JOBS["github-release"]["needs"] == RELEASE_JOBS["pypi"]["needs"] == "provenance"
+    # nothing is released before the protected environment lets PyPI's job run, nor from a tag off main
+    assert (RELEASE_JOBS["pypi"]["needs"], RELEASE_JOBS["github-release"]["needs"]) == ("provenance", "pypi")
+    assert 'git merge-base --is-ancestor "$GITHUB_SHA" origin/main' in runs
+    (checkout,) = [step for step in build["steps"] if "actions/checkout" in step.get("uses", "")]
+    assert checkout["with"]["fetch-depth"] == 0
     # only the publishing job may ask for PyPI's OIDC token, and only in its environment; no password
     publish = RELEASE_JOBS["pypi"]
     assert publish["environment"]["name"] == "pypi"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from devstack.authserver import LocalAuthorizationServer
+from devstack.authserver import Fault, LocalAuthorizationServer
 from devstack.lambda_api import LocalLambdaApi
 from devstack.lambda_host import RENEWAL_FUNCTION_ARN
 from tests.conftest import Broker, Profiles
@@ -81,3 +81,62 @@ def test_an_event_that_names_no_held_lease_gets_nothing_and_renews_nothing(
     assert answer is None
     assert auth_server.token_requests() == []
     assert broker.item(profiles, profile) == before
+
+
+@pytest.mark.parametrize(
+    ("refusal", "function"),
+    [
+        ((429, "TooManyRequestsException"), RENEWAL_FUNCTION_ARN),
+        ((403, "AccessDeniedException"), RENEWAL_FUNCTION_ARN),
+        (None, RENEWAL_FUNCTION_ARN.replace("token-broker-renewal", "token-broker-deleted")),
+    ],
+    ids=["throttled", "refused", "missing"],
+)
+def test_when_lambda_does_not_take_the_renewal_one_request_renews_with_a_bounded_try_and_nobody_stampedes(
+    broker: Broker,
+    lambda_api: LocalLambdaApi,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    monkeypatch: pytest.MonkeyPatch,
+    refusal: tuple[int, str] | None,
+    function: str,
+) -> None:
+    # Given a token in its refresh-ahead window, and a renewal function Lambda will not run
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
+    broker.new_container(RENEWAL_FUNCTION=function)
+    lambda_api.event_refusal = refusal
+    profile = profiles.create()
+    # deep in the window: the try's budget (4 s) leaves room for a loaded machine
+    cached = broker.seed_token(profiles, profile, life_left=90, age=3510)
+
+    # When callers ask, one after another
+    answers = [broker.invoke({"profile": profile}).answer for _ in range(4)]
+
+    # Then the first renewed the key itself with one try, and the others got what it stored
+    assert all("access_token" in answer for answer in answers), answers
+    assert answers[0]["access_token"] != cached
+    assert {answer["access_token"] for answer in answers} == {auth_server.issued[-1]}
+    assert len(auth_server.token_requests()) == 1
+    assert lambda_api.invocations_of(RENEWAL_FUNCTION_ARN) == []  # nothing ran there
+
+
+def test_when_lambda_does_not_take_the_renewal_and_the_server_is_down_the_fleet_is_served_from_the_cache(
+    broker: Broker,
+    lambda_api: LocalLambdaApi,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint_url)
+    broker.new_container(RENEWAL_FUNCTION=RENEWAL_FUNCTION_ARN)
+    lambda_api.event_refusal = (429, "TooManyRequestsException")
+    profile = profiles.create()
+    cached = broker.seed_token(profiles, profile, life_left=200, age=3400)
+    auth_server.outage = Fault(status=503)
+
+    answers = [broker.invoke({"profile": profile}).answer for _ in range(4)]
+
+    # never below the min TTL, never an error while the cached token serves, one try in all
+    assert [answer["access_token"] for answer in answers] == [cached] * 4
+    assert all(answer["expires_in"] >= 60 for answer in answers)
+    assert len(auth_server.token_requests()) == 1

@@ -213,3 +213,34 @@ def test_an_adapters_failure_to_get_a_token_is_its_librarys_error_too(
     assert (raised.value.error, raised.value.status, raised.value.retryable) == ("broker_unreachable", 503, True)
     assert isinstance(raised.value.__cause__, BrokerUnreachable)
     assert api.seen == []  # nothing was sent without a token
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_an_adapters_error_keeps_no_token_in_the_request_it_holds(
+    adapter: str,
+    tokens: TokenClient,
+    broker: Broker,
+    profiles: Profiles,
+    apis: Callable[..., Api],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an API that refuses the token, and a broker that cannot be reached for another
+    api = apis("127.0.0.1", [401])
+    profile = profiles.create()
+    sent = tokens.get_token(profile)
+
+    def unreachable(*args: Any) -> Any:
+        raise BrokerUnreachable("the broker could not be reached")
+
+    monkeypatch.setattr(tokens._transport, "ask", unreachable)
+
+    # When the adapter asks for a new token after the 401, and fails
+    with pytest.raises(LIBRARY_ERRORS[adapter]) as raised:
+        get_with(adapter, tokens, profile, api.url)
+
+    # Then the error (which a caller may log) holds no token, in its request or its response's
+    assert api.seen == [f"Bearer {sent}"]
+    held = [getattr(raised.value, "request", None), getattr(getattr(raised.value, "response", None), "request", None)]
+    for request in (r for r in held if r is not None):
+        assert "Authorization" not in request.headers
+    assert sent not in repr(vars(raised.value))

@@ -79,7 +79,16 @@ class TestThePlan:
     def test_with_a_renewal_function_it_hands_the_renewal_over(self) -> None:
         cached = token(250)
         step = next_step(Known(None, Entry(cached)), want(hand_off=True), NOW, DEADLINE)
-        assert step == HandOff(Need(expires_before=int(NOW + 300)), Serve(cached, Source.TABLE))
+        # should Lambda not take the event, the one bounded try that a request without a renewal
+        # function would make
+        fallback = NOW + try_ahead_seconds(cached, want(hand_off=True), NOW)
+        assert step == HandOff(Need(expires_before=int(NOW + 300)), Serve(cached, Source.TABLE), fallback)
+
+    def test_a_hand_off_with_no_time_left_for_a_try_has_no_fallback(self) -> None:
+        cached = token(60.1)  # a tenth of a second above the min TTL
+        step = next_step(Known(None, Entry(cached)), want(hand_off=True), NOW, DEADLINE)
+        assert isinstance(step, HandOff)
+        assert step.fallback_until is None
 
     @pytest.mark.parametrize(
         "entry",
@@ -279,18 +288,31 @@ class TestAdvisoryWindow:
         assert len(fleet.renewal_function.handed) == 2  # type: ignore[union-attr]
         assert fleet.stored() == "token-1"
 
-    def test_a_hand_off_lambda_refuses_frees_the_lease_for_the_next_request(self) -> None:
+    def test_a_hand_off_lambda_refuses_is_made_up_for_by_one_bounded_try_with_the_lease_held(self) -> None:
+        # Given a key in its window and a renewal function Lambda does not take events for
         fleet = Fleet(hand_off=True)
         fleet.seed(life_left=200)
         fleet.renewal_function.accepting = False  # type: ignore[union-attr]
 
-        first = fleet.ask()
-        fleet.renewal_function.accepting = True  # type: ignore[union-attr]
-        fleet.ask()
-        fleet.clock.advance(1)
+        # When callers ask
+        first, second = fleet.ask(), fleet.ask()
 
-        assert first.token == "cached"
+        # Then the first renewed with one try of its own, and nobody else asked the server
+        assert (first.token, second.token) == ("token-1", "token-1")
+        assert len(fleet.server.requests) == 1
+        assert fleet.renewal_function.handed == []  # type: ignore[union-attr]
         assert fleet.stored() == "token-1"
+
+    def test_a_refused_hand_off_whose_try_fails_is_remembered_and_the_fleet_is_served_from_the_cache(self) -> None:
+        fleet = Fleet(hand_off=True)
+        fleet.seed(life_left=200)
+        fleet.renewal_function.accepting = False  # type: ignore[union-attr]
+        fleet.server.outage = UpstreamUnavailable("the server answers 503", retry_after=1)
+
+        answers = [fleet.ask() for _ in range(5)]
+
+        assert [answer.token for answer in answers] == ["cached"] * 5
+        assert len(fleet.server.requests) == 1  # one try; the outage is remembered for the fleet
 
     @pytest.mark.parametrize(
         "lease", [None, Lease("0" * 32, START + 10), Lease("f" * 32, START - 1)], ids=["none", "another's", "lapsed"]

@@ -237,6 +237,20 @@ class TestCredentialKinds:
             parse_profile("p", json.dumps(document))
         assert "BEGIN" not in raised.value.detail
 
+    @pytest.mark.parametrize("field", ["private_key", "certificate"])
+    def test_a_pem_field_holding_two_keys_or_certificates_is_refused_naming_it(self, field: str) -> None:
+        # cryptography would read the first and ignore the second: the profile is not what it seems
+        key = private_key("ec")
+        document = jwt_document(key, certificate=certificate_pem(key))
+        document[field] = (
+            document[field]
+            + "\n"
+            + (private_pem(private_key("ec"), SECRETS_USED) if field == "private_key" else certificate_pem(key))
+        )
+        with pytest.raises(ProfileMisconfigured, match=f"{field} must hold exactly one") as raised:
+            parse_profile("p", json.dumps(document))
+        assert "BEGIN" not in raised.value.detail
+
     def test_the_cache_key_separates_profiles_that_differ_only_in_credential_kind(self) -> None:
         secret = parse_profile("p", json.dumps(GOOD))
         federated = {k: v for k, v in GOOD.items() if k != "client_secret"}

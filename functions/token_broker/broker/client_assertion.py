@@ -48,6 +48,8 @@ def load_signing_key(
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+    if pem.count("-----BEGIN ") != 1:  # cryptography reads the first and ignores the rest
+        raise bad("private_key must hold exactly one PEM private key")
     try:
         key = load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):
@@ -71,6 +73,8 @@ def _thumbprint(pem: str, key: Any, bad: Callable[[str], Exception], now: dateti
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    if pem.count("-----BEGIN ") != 1:
+        raise bad("certificate must hold exactly one PEM certificate")
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode())
     except ValueError:

@@ -66,7 +66,9 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
         parsed, lambda message: ProfileMisconfigured(f"profile {name}: {message}", allowed_callers)
     )
 
-    fields = COMMON_FIELDS.union(*(kind.fields for kind in (*METHODS.values(), *BINDINGS.values())))
+    fields = COMMON_FIELDS.union(
+        *(method.fields for method in METHODS.values()), *(binding.fields for binding in BINDINGS.values())
+    )
     unknown = sorted(str(key)[:40] for key in document.names() if key not in fields)
     if unknown:
         raise document.bad(f"unknown field {unknown[0]}")

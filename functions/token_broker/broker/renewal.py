@@ -114,10 +114,13 @@ class Wait:
 
 @dataclass(frozen=True, slots=True)
 class HandOff:
-    """Take the lease and hand the renewal to the renewal function; serve `serving` either way."""
+    """Take the lease and hand the renewal to the renewal function; serve `serving` either way.
+    Should Lambda not take the event (throttled, refused, no such function), make one try
+    abandoned at `fallback_until` instead, with the lease held (None: no time for one)."""
 
     need: Need
     serving: Serve
+    fallback_until: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,10 +198,11 @@ def _advisory(entry: Entry, in_hand: Serve, want: Want, now: float, deadline: fl
         return in_hand  # the fleet backs off after a failure, or another request is renewing
     window = refresh_window(in_hand.token, want.refresh_ahead)
     need = Need(expires_before=math.ceil(now + window), ignore_failure_code=entry.implausible_failure_code)
-    if want.hand_off:
-        return HandOff(need, in_hand)
     until = min(deadline, in_hand.token.expires_at - want.min_ttl, now + try_ahead_seconds(in_hand.token, want, now))
-    if until - now < TRY_AHEAD_LEAST_SECONDS:
+    time_for_a_try = until - now >= TRY_AHEAD_LEAST_SECONDS
+    if want.hand_off:
+        return HandOff(need, in_hand, until if time_for_a_try else None)
+    if not time_for_a_try:
         return in_hand  # it still serves this caller; the first that it cannot will renew
     return TryAhead(need, until, in_hand)
 

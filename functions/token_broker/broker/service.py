@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from broker import observability
 from broker.bounded import BoundedMap
@@ -57,6 +58,26 @@ class Served:
     source: Source
 
 
+@dataclass(frozen=True, slots=True)
+class Renewing:
+    """What every step of renewing one key needs: the key, the profile and scope set it was made
+    from, and the deadline of the request (or renewal event) that renews it."""
+
+    key: str
+    profile: Profile
+    scopes: frozenset[str]
+    deadline: float
+
+
+class Acquired(Enum):
+    """What trying to take a key's lease came to."""
+
+    TAKEN = "taken"
+    HELD = "held by another"
+    UNAVAILABLE = "the table could not be asked"
+    THROTTLED = "the table throttled"
+
+
 class TokenService:
     def __init__(
         self,
@@ -89,6 +110,7 @@ class TokenService:
             outside = sorted(scopes - profile.allowed_scopes)[0]
             raise InvalidScope(f"scope {outside} is not allowed for profile {profile.name}")
         key = self._cache_key(profile, scopes)
+        renewing = Renewing(key, profile, scopes, deadline)
         settings = self._settings
         want = Want(
             min_ttl=effective_min_ttl(settings.min_ttl_seconds, request.min_ttl),
@@ -116,22 +138,27 @@ class TokenService:
                     known = replace(known, table=self._read(key, profile.binding), poll=step.seconds, contended=False)
                 case HandOff() | TryAhead():
                     served = (
-                        self._hand_off(key, profile.name, scopes, want, step)
+                        self._hand_off(renewing, want, step)
                         if isinstance(step, HandOff)
-                        else self._try_ahead(key, profile, scopes, want, step, deadline)
+                        else self._try_ahead(renewing, want, step)
                     )
                     if served is not None:
                         return served
                     known = replace(known, table=TableState.NOT_READ)  # the token in hand no longer serves
                 case Renew():
                     lease = self._lease()
-                    outcome = self._acquire(key, lease, step)
-                    if outcome is True:
-                        fetched = self._fetch(key, profile, scopes, lease, step.until, MAX_ATTEMPTS, deadline)
-                        return self._served(key, fresh(fetched, want, self._clock()))
-                    known = replace(known, table=outcome) if outcome else replace(known, contended=True)
+                    match self._acquire(key, lease, step):
+                        case Acquired.TAKEN:
+                            fetched = self._fetch(renewing, lease, step.until, MAX_ATTEMPTS)
+                            return self._served(key, fresh(fetched, want, self._clock()))
+                        case Acquired.HELD:
+                            known = replace(known, contended=True)
+                        case Acquired.UNAVAILABLE:
+                            known = replace(known, table=TableState.UNAVAILABLE)
+                        case Acquired.THROTTLED:
+                            known = replace(known, table=TableState.THROTTLED)
                 case FetchAlone():
-                    fetched = self._fetch(key, profile, scopes, None, step.until, MAX_ATTEMPTS, deadline)
+                    fetched = self._fetch(renewing, None, step.until, MAX_ATTEMPTS)
                     return self._served(key, fresh(fetched, want, self._clock()))
 
     def renew(self, renewal: Renewal, deadline: float) -> None:
@@ -151,7 +178,7 @@ class TokenService:
             )
             return
         until = min(deadline, lease.until - LEASE_MARGIN_SECONDS)
-        self._fetch(key, profile, renewal.scopes, lease, until, MAX_ATTEMPTS, deadline)
+        self._fetch(Renewing(key, profile, renewal.scopes, deadline), lease, until, MAX_ATTEMPTS)
 
     def _admitted_profile(self, name: str, caller: Caller) -> Profile:
         """The profile, once its `allowed_callers` admit the caller. A misconfigured profile is
@@ -180,70 +207,66 @@ class TokenService:
             extra={"profile": name, "caller": caller.arn, "path": caller.door, "refusal": refusal.error},
         )
 
-    def _hand_off(self, key: str, profile: str, scopes: frozenset[str], want: Want, step: HandOff) -> Served | None:
+    def _hand_off(self, renewing: Renewing, want: Want, step: HandOff) -> Served | None:
         """One request takes the lease and hands the renewal over; every request is served from
-        the token in hand (None: it no longer serves this one)."""
+        the token in hand (None: it no longer serves this one). If Lambda does not take the event,
+        that request makes the bounded try itself, with the lease it holds: the fleet still
+        renews once, ahead of expiry."""
         lease, handing_off = self._lease(), self._renewal_function
-        if handing_off is not None and self._acquire(key, lease, step) is True:
-            handed = handing_off.hand_off(Renewal(profile, scopes, lease.owner))
-            if not handed:
-                self._store.release_lease(key, lease)
-        return self._in_hand(key, step.serving, want)
+        if handing_off is not None and self._acquire(renewing.key, lease, step) is Acquired.TAKEN:
+            if handing_off.hand_off(Renewal(renewing.profile.name, renewing.scopes, lease.owner)):
+                return self._in_hand(renewing.key, step.serving, want)
+            if step.fallback_until is not None:
+                return self._try_with(renewing, want, step.serving, lease, step.fallback_until)
+            self._store.release_lease(renewing.key, lease)
+        return self._in_hand(renewing.key, step.serving, want)
 
-    def _try_ahead(
-        self, key: str, profile: Profile, scopes: frozenset[str], want: Want, step: TryAhead, deadline: float
-    ) -> Served | None:
+    def _try_ahead(self, renewing: Renewing, want: Want, step: TryAhead) -> Served | None:
         """One request renews with one bounded try; it, and every other, keeps the token in hand
         if that fails, for as long as the token serves them (None: it no longer serves this one)."""
         lease = self._lease()
-        if self._acquire(key, lease, step) is True:
-            try:
-                fetched = self._fetch(key, profile, scopes, lease, step.until, 1, deadline)
-            except BrokerError as error:
-                observability.logger.warning(
-                    "refresh-ahead failed; serving the cached token while it lasts",
-                    extra={"profile": profile.name, "error": error.error},
-                )
-                if not is_usable(step.serving.token, self._clock(), want.min_ttl):
-                    raise
-            else:
-                return self._served(key, fresh(fetched, want, self._clock()))
-        return self._in_hand(key, step.serving, want)
+        if self._acquire(renewing.key, lease, step) is Acquired.TAKEN:
+            return self._try_with(renewing, want, step.serving, lease, step.until)
+        return self._in_hand(renewing.key, step.serving, want)
+
+    def _try_with(self, renewing: Renewing, want: Want, serving: Serve, lease: Lease, until: float) -> Served | None:
+        """The one bounded try of the request that holds `lease`; the token in hand if it fails."""
+        try:
+            fetched = self._fetch(renewing, lease, until, 1)
+        except BrokerError as error:
+            observability.logger.warning(
+                "refresh-ahead failed; serving the cached token while it lasts",
+                extra={"profile": renewing.profile.name, "error": error.error},
+            )
+            if not is_usable(serving.token, self._clock(), want.min_ttl):
+                raise
+            return self._served(renewing.key, serving)
+        return self._served(renewing.key, fresh(fetched, want, self._clock()))
 
     def _in_hand(self, key: str, serving: Serve, want: Want) -> Served | None:
         """The token in hand, checked again now: never served below the caller's min TTL."""
         return self._served(key, serving) if is_usable(serving.token, self._clock(), want.min_ttl) else None
 
-    def _acquire(self, key: str, lease: Lease, step: HandOff | TryAhead | Renew) -> bool | TableState:
-        """True when this request took the lease, False when another has it; the table's state
-        when it could not be asked."""
+    def _acquire(self, key: str, lease: Lease, step: HandOff | TryAhead | Renew) -> Acquired:
         try:
-            return self._store.acquire_lease(key, lease, step.need)
+            return Acquired.TAKEN if self._store.acquire_lease(key, lease, step.need) else Acquired.HELD
         except StoreUnavailable:
-            return TableState.UNAVAILABLE
+            return Acquired.UNAVAILABLE
         except Throttled:
-            return TableState.THROTTLED
+            return Acquired.THROTTLED
 
-    def _fetch(
-        self,
-        key: str,
-        profile: Profile,
-        scopes: frozenset[str],
-        lease: Lease | None,
-        until: float,
-        attempts: int,
-        deadline: float,
-    ) -> CachedToken:
+    def _fetch(self, renewing: Renewing, lease: Lease | None, until: float, attempts: int) -> CachedToken:
         """A token from the authorization server within `until`, stored for the fleet. On a
         refusal or an outage, the failure is remembered and the lease let go of in one write;
         on any other failure, the lease is let go of at once."""
+        key, profile, deadline = renewing.key, renewing.profile, renewing.deadline
         try:
-            issued = self._fetch_with_rotation(profile, scopes, until, attempts)
+            issued = self._fetch_with_rotation(profile, renewing.scopes, until, attempts)
             now = self._clock()
             token = CachedToken(
                 access_token=issued.access_token,
                 token_type=issued.token_type,
-                scope=issued.scope if issued.scope is not None else " ".join(sorted(scopes)),
+                scope=issued.scope if issued.scope is not None else " ".join(sorted(renewing.scopes)),
                 expires_at=int(now) + issued.expires_in,
                 fetched_at=round(now, 3),  # to the millisecond, as the table stores it
                 dpop_key=issued.dpop_key,

@@ -30,8 +30,9 @@ TABLE_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"ma
 KMS_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 2, "mode": "standard"})
 SECRETS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
 # Handing a renewal over is an Event invocation that Lambda queues and answers at once; a caller
-# waits for it, so it is given up quickly (the next request hands it over again).
-LAMBDA_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 2, "mode": "standard"})
+# waits for it, so it is asked once and given up quickly: if Lambda does not take it, the request
+# makes the bounded try itself, within the same budget.
+LAMBDA_CLIENT_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"max_attempts": 1, "mode": "standard"})
 
 
 @dataclass(frozen=True, slots=True)

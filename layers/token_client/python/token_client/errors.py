@@ -4,7 +4,8 @@
 `retry_after`. Its subclasses are the failures of asking itself: `BrokerUnreachable` is worth
 retrying; `BrokerForbidden`, `BrokerNotFound` and `ClientMisconfigured` are not until someone
 changes a permission or a setting. The cause (botocore's or urllib3's exception) is kept as
-`__cause__`. An HTTP client's adapter raises them as its library's errors too (`raised_as`).
+`__cause__`. An HTTP client's adapter raises them as its library's errors too (`raised_as`),
+with no token or proof left in the request or response they hold.
 """
 
 from __future__ import annotations
@@ -89,7 +90,30 @@ def raised_as(library_error: type[Exception], **arguments: Any) -> Iterator[None
     try:
         yield
     except TokenBrokerError as error:
+        for held in arguments.values():
+            _forget_credentials(held)
         raise _also(error, library_error, arguments) from error
+
+
+# The headers that carry a token or its proof: never kept in an error that may be logged.
+CREDENTIAL_HEADERS = ("Authorization", "DPoP")
+
+
+def _forget_credentials(held: object) -> None:
+    """Takes the token (and its proof) out of a request or response that the library's error will
+    hold, and out of the request a response holds: the error may be logged, or kept."""
+    for item in (held, _request_of(held)):
+        headers = getattr(item, "headers", None)
+        if headers is not None:
+            for name in CREDENTIAL_HEADERS:
+                headers.pop(name, None)
+
+
+def _request_of(response: object) -> object:
+    try:
+        return getattr(response, "request", None)
+    except RuntimeError:  # httpx: a response made without a request
+        return None
 
 
 def _also(error: TokenBrokerError, library_error: type[Exception], arguments: dict[str, Any]) -> TokenBrokerError:
