@@ -23,9 +23,9 @@ from devstack.template import ROOT
 
 # What makes each finding of the strict scan safe, by policy and finding.
 WITH_THE_BOUNDARY = (
-    "roles and policies named after the stack only; a role only with the boundary (bootstrap.yaml), "
-    "which the deploy role can neither change nor remove, and never the deploy role itself: whatever "
-    "the stack's roles are given, they can do no more than the broker does"
+    "a role only with the boundary (bootstrap.yaml); and, denied by ARN whatever the names, never a "
+    "boundary, never any environment's deploy role or policy, never a profile role: whatever the stack's "
+    "roles are given, they can do no more than the broker does"
 )
 BOUNDED_CODE = (
     "functions named after the stack run as its roles, which carry the boundary: code deployed or "

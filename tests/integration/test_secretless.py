@@ -223,3 +223,66 @@ def certificate_profile(
     }
     profiles.put(name, {**document, **({"signing_algorithm": algorithm} if algorithm else {})})
     return name
+
+
+class TestEachProfileSpeaksAsItsOwnRole:
+    """The attacks of issue 30, as a writer of one profile's secret would make them."""
+
+    def test_a_profile_that_names_another_profiles_role_is_refused_by_its_trust_policy(
+        self,
+        broker: Broker,
+        profiles: Profiles,
+        local_sts: LocalSts,
+        auth_server: LocalAuthorizationServer,
+        broker_log: list[logging.LogRecord],
+    ) -> None:
+        # Given the victim's secretless profile, and an attacker's profile naming the victim's role
+        victim = profiles.create_web_identity()
+        role = profiles.document(victim)["web_identity_role"]
+        attacker = profiles.create_web_identity()
+        profiles.put(attacker, {**profiles.document(attacker), "web_identity_role": role})
+
+        answer = broker.invoke({"profile": attacker}).answer
+
+        # Then STS refused: the role trusts the broker only with the victim's tag
+        assert answer["error"] == "profile_misconfigured"
+        assert local_sts.assume_role_requests[-1] == (role, attacker, attacker)
+        assert local_sts.web_identity_requests == []
+        (problem,) = [str(getattr(r, "problem", "")) for r in broker_log if r.getMessage() == "profile misconfigured"]
+        assert role in problem  # the log says which role refused
+        assert auth_server.token_requests() == []
+
+    def test_a_profile_that_copies_another_apps_client_id_gets_nothing_from_that_app(
+        self, broker: Broker, profiles: Profiles, local_sts: LocalSts, auth_server: LocalAuthorizationServer
+    ) -> None:
+        # Given the victim's app, which trusts the victim profile's role, and an attacker's profile
+        # with a role of its own but the victim's client_id
+        victim = profiles.create_web_identity()
+        attacker = profiles.create_web_identity()
+        profiles.put(attacker, {**profiles.document(attacker), "client_id": profiles.client_id(victim)})
+
+        answer = broker.invoke({"profile": attacker}).answer
+
+        # Then the JWT names the attacker's role, which the victim's app does not trust
+        assert (answer["error"], answer["upstream_error"]) == ("upstream_error", "invalid_client")
+        (request,) = auth_server.token_requests()
+        claims = jwt.decode(request.form["client_assertion"], options={"verify_signature": False})
+        assert claims["sub"] == profiles.document(attacker)["web_identity_role"]
+
+    def test_two_profiles_never_share_a_jwt_and_each_goes_only_to_its_own_token_url(
+        self,
+        broker: Broker,
+        profiles: Profiles,
+        local_sts: LocalSts,
+        auth_server: LocalAuthorizationServer,
+    ) -> None:
+        first, second = profiles.create_web_identity(), profiles.create_web_identity()
+
+        for profile, scope in ((first, "orders.read"), (second, "orders.read"), (first, "orders.write")):
+            assert "access_token" in broker.invoke({"profile": profile, "scopes": [scope]}).answer
+
+        assertions = [request.form["client_assertion"] for request in auth_server.token_requests()]
+        subjects = [jwt.decode(a, options={"verify_signature": False})["sub"] for a in assertions]
+        roles = [profiles.document(p)["web_identity_role"] for p in (first, second, first)]
+        assert subjects == roles
+        assert assertions[0] == assertions[2] != assertions[1]  # kept per role, reused for its own profile
