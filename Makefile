@@ -17,20 +17,25 @@ PIP_COMPILE = $(TOOLS)/pip-compile --quiet --upgrade --generate-hashes --allow-u
 .PHONY: test test-fast lint format lock build dist dist-check smoke-deps smoke demo serve bench clean
 export SAM_CLI_TELEMETRY := 0
 
+# The project itself, editable: the operator CLI .venv/bin/token-broker-admin (every target that
+# makes .venv installs it; its build backend comes from the lock, hash-checked).
+INSTALL_PROJECT = $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --editable .
+
 # The tests and tools (requirements-dev.txt holds the local stack too).
-$(INSTALLED): requirements-dev.txt
+$(INSTALLED): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (Lambda's runtime)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/$(PIP_INSTALL) -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --editable .
+	$(INSTALL_PROJECT)
 	touch $@ $(LOCAL_INSTALLED)
 
-# Only the broker's runtime and the local stack, for `make demo` and `make serve`.
-$(LOCAL_INSTALLED): requirements-local.txt
+# Only the broker's runtime, the local stack and the operator CLI, for `make demo` and `make serve`.
+$(LOCAL_INSTALLED): requirements-local.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (Lambda's runtime)"; exit 1; }
-	@echo "First run: installing the broker's runtime and the local stack into $(VENV) (33 packages, about 140 MB; under a minute with a warm pip cache)"
+	@echo "First run: installing the broker's runtime and the local stack into $(VENV) (34 packages, about 140 MB; under a minute with a warm pip cache)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/$(PIP_INSTALL) -r requirements-local.txt
+	$(INSTALL_PROJECT)
 	touch $@
 
 # One worker per core (pytest-xdist): each starts its own local stack, on ports of its own.
@@ -63,7 +68,7 @@ lint: $(INSTALLED) $(TOOLS_INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy functions/example_consumer
-	$(BIN)/bandit --quiet --recursive functions layers devstack scripts --configfile pyproject.toml
+	$(BIN)/bandit --quiet --recursive functions layers devstack scripts admin --configfile pyproject.toml
 	$(BIN)/cfn-lint template.yaml bootstrap.yaml docs/profile-role.yaml
 	$(BIN)/sam validate --lint
 	$(BIN)/sam validate --region us-east-1

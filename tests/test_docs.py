@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from broker.admin import _parser
+from token_broker_admin.cli import parser
 from broker.profiles import parse_profile
 from devstack.template import ROOT
 from tests.conftest import SECRETS_USED
@@ -79,7 +79,7 @@ def test_every_token_broker_admin_command_in_the_docs_is_one_the_cli_takes(comma
         return
     words = re.sub(r"\[([^\]]*)\]", r"\1", command)  # optional parts, given
     words = re.sub(r"<[^>]+>|\bNAME\b|…", "orders-api", words).replace("FILE", "orders.json")
-    _parser().parse_args(words.split())  # exits (SystemExit) on anything it does not take
+    parser().parse_args(words.split())  # exits (SystemExit) on anything it does not take
 
 
 def test_the_docs_use_every_command_of_the_cli() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.admin import main
+from token_broker_admin.cli import main
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.sts import LocalSts, credentials_environment
