@@ -13,11 +13,11 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from token_broker_admin.cli import parser
 from broker.profiles import parse_profile
 from devstack.template import ROOT
 from tests.conftest import SECRETS_USED
 from tests.credentials import certificate_pem, private_key, private_pem
+from token_broker_admin.cli import parser
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

@@ -79,6 +79,15 @@ class Aws:
             raise Refused(f"stack {self._arguments.stack} has no output TokenTableName: is it the broker's?")
         raise Refused("name the cache table: --stack (the broker's stack) or --table (its output TokenTableName)")
 
+    def output(self, name: str) -> str:
+        """The stack's output `name` (`--stack` required)."""
+        if not getattr(self._arguments, "stack", None):
+            raise Refused(f"name the broker's stack (--stack) to read its {name}, or name it yourself")
+        value = self._stack_values()["outputs"].get(name)
+        if not value:
+            raise Refused(f"stack {self._arguments.stack} has no output {name}: is it the broker's?")
+        return value
+
     def _stack_values(self) -> dict[str, dict[str, str]]:
         if self._stack is None:
             name = self._arguments.stack

@@ -7,6 +7,7 @@
     token-broker-admin key NAME [--scopes ...]    the cache key of that profile and scope set
     token-broker-admin evict NAME [--scopes ...]  remove the key's cached token from the table
     token-broker-admin delete NAME                delete the profile's secret (recoverable)
+    token-broker-admin recycle                    cut every warm container off, at once (incidents)
 
 Options, before or after the command: --stack (the table and the secret prefix from the stack),
 --region, --profile (the AWS CLI's named profile), --endpoint-url, --prefix, --table.
@@ -35,6 +36,7 @@ from token_broker_admin.commands import (
     key,
     list_profiles,
     put,
+    recycle,
     try_profile,
 )
 
@@ -65,7 +67,9 @@ def parser() -> argparse.ArgumentParser:
         "--prefix", default=argparse.SUPPRESS, help=f"the stack's SecretPrefix (default: {DEFAULT_SECRET_PREFIX})"
     )
     aws.add_argument("--table", default=argparse.SUPPRESS, help="the cache table (the stack's TokenTableName)")
-    command_line = argparse.ArgumentParser(prog="token-broker-admin", description=__doc__.split("\n\n")[0], parents=[common])
+    command_line = argparse.ArgumentParser(
+        prog="token-broker-admin", description=__doc__.split("\n\n")[0], parents=[common]
+    )
     commands = command_line.add_subparsers(required=True, metavar="command")
 
     def command(name: str, action: Any, help_text: str, *, stored: bool = True) -> argparse.ArgumentParser:
@@ -76,7 +80,10 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     command("check", check, "validate a profile document offline", stored=False).add_argument("file")
-    command("put", put, "validate a profile document, then create or update its secret").add_argument("file")
+    storing = command("put", put, "validate a profile document, then create or update its secret")
+    storing.add_argument("file")
+    storing.add_argument("--private-key-file", metavar="PEM", help="a PEM file to store as the profile's private_key")
+    storing.add_argument("--certificate-file", metavar="PEM", help="a PEM file to store as the profile's certificate")
     command("list", list_profiles, "every profile: its credential kind and who may use it", stored=False)
     for name, action, help_text in (
         ("try", try_profile, "get a token with a stored profile, from this machine"),
@@ -86,6 +93,11 @@ def parser() -> argparse.ArgumentParser:
         command(name, action, help_text).add_argument("--scopes", nargs="+", help="default: the profile's scopes")
     command("delete", delete, "delete a profile's secret, recoverable for --recovery-days").add_argument(
         "--recovery-days", type=int, choices=range(7, 31), default=RECOVERY_DAYS, metavar="7-30"
+    )
+    command("recycle", recycle, "cut every warm container off: move live to a new version, at once", stored=False)
+    recycling = commands.choices["recycle"]
+    recycling.add_argument(
+        "--function", action="append", help="a function to recycle (default: the stack's two serving functions)"
     )
     return command_line
 

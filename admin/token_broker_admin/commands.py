@@ -9,6 +9,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,11 +25,15 @@ from broker.errors import BrokerError, ProfileMisconfigured
 from broker.profiles import Profile, cache_key, parse_profile
 from broker.token_binding import BEARER
 from broker.token_endpoint import IssuedToken, TokenEndpoint
+from broker.token_request import PROFILE_PATTERN
 from broker.token_table import PARTITION_KEY
 from broker.wiring import web_identity_tokens
 from token_broker_admin.aws import Aws, Refused, call, failure, no_secret
 
 TRY_SECONDS = 15.0
+# The alias callers and the HTTP API invoke, and the stack outputs naming the functions behind it.
+ALIAS = "live"
+SERVING_FUNCTION_OUTPUTS = ("TokenBrokerFunctionName", "TokenBrokerHttpFunctionName")
 # Secrets Manager keeps a deleted secret this many days (7 to 30) before it is gone for good.
 RECOVERY_DAYS = 30
 
@@ -39,9 +44,15 @@ def check(arguments: argparse.Namespace, aws: Aws) -> str:
 
 
 def put(arguments: argparse.Namespace, aws: Aws) -> str:
-    document = _read_profile_file(arguments.file)
-    profile = _parsed(arguments.name, document)
-    secret_id = aws.prefix() + arguments.name
+    name = arguments.name
+    if PROFILE_PATTERN.fullmatch(name) is None:
+        raise Refused(
+            f"{name!r} is not a profile name a caller can ask for: it must match {PROFILE_PATTERN.pattern} "
+            "(a letter or digit, then letters, digits, _, . or -, 128 characters at most)"
+        )
+    document = _with_pem_files(_read_profile_file(arguments.file), arguments)
+    profile = _parsed(name, document)
+    secret_id = aws.prefix() + name
     secrets = aws.clients().secretsmanager
     try:
         try:
@@ -56,6 +67,29 @@ def put(arguments: argparse.Namespace, aws: Aws) -> str:
         f"{done} secret {secret_id} (version {answer['VersionId']}). {_summary(profile)} "
         "Warm containers read it within 5 minutes, or at once when the server refuses the old one."
     )
+
+
+# put's options that take a PEM file into a profile field, so nobody escapes its newlines by hand.
+PEM_FILES = {"private_key_file": "private_key", "certificate_file": "certificate"}
+
+
+def _with_pem_files(document: str, arguments: argparse.Namespace) -> str:
+    """The document with each PEM file given (`--private-key-file`, `--certificate-file`) in its
+    field; a field the document holds already is refused rather than overwritten."""
+    given = {field: getattr(arguments, option) for option, field in PEM_FILES.items() if getattr(arguments, option)}
+    if not given:
+        return document
+    fields = json.loads(document)
+    if not isinstance(fields, dict):
+        return document  # the parser says what is wrong
+    for field, path in given.items():
+        if field in fields:
+            raise Refused(f"{arguments.file} holds {field} already: give it there or as a file, not both")
+        try:
+            fields[field] = Path(path).read_text()
+        except OSError as error:
+            raise Refused(f"cannot read {path}: {error.strerror}") from None
+    return json.dumps(fields)
 
 
 def list_profiles(arguments: argparse.Namespace, aws: Aws) -> str:
@@ -153,7 +187,7 @@ def evict(arguments: argparse.Namespace, aws: Aws) -> str:
         f"{found} of {profile.name} (key {item_key}) from {table}. Warm containers keep serving their "
         f"memory copy until it enters its refresh-ahead window (REFRESH_AHEAD_SECONDS, default "
         f"{DEFAULT_REFRESH_AHEAD} s before expiry, at most half its life); to cut them off at once, "
-        "publish a new version or change the functions' configuration (docs/RUNBOOK.md, Revocation)."
+        "recycle them: token-broker-admin recycle (docs/RUNBOOK.md, Revocation)."
     )
 
 
@@ -169,6 +203,46 @@ def delete(arguments: argparse.Namespace, aws: Aws) -> str:
         "container reads it again (within 5 minutes); tokens cached for it stay in the table until they expire "
         "(`token-broker-admin evict` removes them, while the profile can still be read)."
     )
+
+
+def recycle(arguments: argparse.Namespace, aws: Aws) -> str:
+    """Cuts every warm container of the functions that serve tokens off at once: their alias
+    `live` (which callers and the HTTP API invoke) moves to a new version of the same code,
+    with no canary. The old containers are invoked no more, and their memory tiers go with them;
+    the new version starts cold and reads the table and the secrets afresh."""
+    functions = arguments.function or [aws.output(name) for name in SERVING_FUNCTION_OUTPUTS]
+    # a new version needs a change: Lambda publishes none for code and configuration it has
+    note = f"recycled by token-broker-admin at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+    lines = [_recycled(aws.client("lambda"), function, note) for function in functions]
+    return "\n".join(
+        [
+            *lines,
+            "Every warm container of the earlier versions is invoked no more. The next deploy publishes from the "
+            "template again (its description included); to go back, move the alias to the earlier version.",
+        ]
+    )
+
+
+def _recycled(client: Any, function: str, note: str) -> str:
+    """`function`'s alias moved to a new version of its code, with no canary; what became of it."""
+    was = call(
+        f"read the alias {ALIAS} of {function}", functools.partial(client.get_alias, FunctionName=function, Name=ALIAS)
+    )
+    update = functools.partial(client.update_function_configuration, FunctionName=function, Description=note)
+    call(f"change {function}", update)
+    waiter = client.get_waiter("function_updated_v2")
+    call(f"wait for {function}", functools.partial(waiter.wait, FunctionName=function))
+    publish = functools.partial(client.publish_version, FunctionName=function, Description=note)
+    version = call(f"publish a version of {function}", publish)["Version"]
+    move = functools.partial(
+        client.update_alias,
+        FunctionName=function,
+        Name=ALIAS,
+        FunctionVersion=version,
+        RoutingConfig={"AdditionalVersionWeights": {}},  # no canary: every request, at once
+    )
+    call(f"move the alias {ALIAS} of {function}", move)
+    return f"{function}: {ALIAS} now at version {version} (was {was['FunctionVersion']})"
 
 
 def _summary(profile: Profile) -> str:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from token_broker_admin.cli import main
 from devstack.authserver import LocalAuthorizationServer
 from devstack.aws import LocalAws
 from devstack.sts import LocalSts, credentials_environment
-from tests.conftest import SECRETS_USED, Broker, Profiles
+from devstack.template import ROOT
+from tests.conftest import CONSUMER_ROLE_ARN, SECRETS_USED, Broker, Profiles
 from tests.credentials import certificate_pem, private_key, private_pem
+from token_broker_admin.cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str, clients: Any = None) -> tuple[int, str, str]:
@@ -375,3 +377,140 @@ def test_delete_schedules_the_secrets_deletion_and_says_how_to_restore_it(
     status, _, err = run(capsys, "delete", "no-such-profile")
     assert status == 1
     assert "no secret token-broker/no-such-profile" in err
+
+
+@pytest.mark.parametrize("name", ["orders+v2", "bad name!", "_hidden", "a" * 129, "ü"])
+def test_put_refuses_a_profile_name_no_caller_can_ask_for_naming_the_pattern(
+    tmp_path: Path,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    local_aws: LocalAws,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    document = profile_file(tmp_path, profiles, auth_server)
+
+    status, _, err = run(capsys, "put", name, str(document))
+
+    assert status == 1
+    assert "[A-Za-z0-9][A-Za-z0-9_.-]{0,127}" in err
+    names = [s["Name"] for s in local_aws.client("secretsmanager").list_secrets()["SecretList"]]
+    assert f"token-broker/{name}" not in names
+
+
+def test_put_takes_the_private_key_and_certificate_from_pem_files(
+    tmp_path: Path,
+    broker: Broker,
+    profiles: Profiles,
+    auth_server: LocalAuthorizationServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a private_key_jwt client, and its key and certificate as PEM files beside the profile
+    key = private_key("rsa")
+    certificate = certificate_pem(key)
+    auth_server.add_client("pem-files-client", auth_method="private_key_jwt", certificate_pem=certificate)
+    (tmp_path / "key.pem").write_text(private_pem(key, SECRETS_USED))
+    (tmp_path / "cert.pem").write_text(certificate)
+    document = tmp_path / "pem-files.json"
+    document.write_text(
+        json.dumps(
+            {
+                "token_url": auth_server.token_url,
+                "client_id": "pem-files-client",
+                "auth_method": "private_key_jwt",
+                "allowed_callers": [CONSUMER_ROLE_ARN],
+            }
+        )
+    )
+    arguments = ["--private-key-file", str(tmp_path / "key.pem"), "--certificate-file", str(tmp_path / "cert.pem")]
+
+    status, _, err = run(capsys, "put", "pem-files", str(document), *arguments)
+
+    # Then the secret holds them, newlines and all, and the broker gets a token with them
+    assert status == 0, err
+    stored = profiles.document("pem-files")
+    assert stored["private_key"] == (tmp_path / "key.pem").read_text()
+    assert stored["certificate"] == certificate
+    assert "access_token" in broker.invoke({"profile": "pem-files"}).answer
+    # and a document that holds the field already is refused rather than overwritten
+    document.write_text(json.dumps({**stored, "certificate": certificate}))
+    status, _, err = run(capsys, "put", "pem-files", str(document), "--certificate-file", str(tmp_path / "cert.pem"))
+    assert status == 1
+    assert "holds certificate already" in err
+
+
+def deployed_functions(local_aws: LocalAws, stack: str) -> list[str]:
+    """The two serving functions as a deploy leaves them in moto: code published as version 1,
+    the alias live on it; and the broker's stack, whose outputs name them and the table."""
+    import io
+    import zipfile
+
+    iam = local_aws.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    role_arn = iam.create_role(RoleName=f"{stack}-role", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+    lambda_client = local_aws.client("lambda")
+    functions = []
+    for door in ("direct", "http"):
+        name = f"{stack}-{door}"
+        lambda_client.create_function(
+            FunctionName=name,
+            Runtime="python3.13",
+            Role=role_arn,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": code.getvalue()},
+        )
+        lambda_client.create_alias(
+            FunctionName=name, Name="live", FunctionVersion=lambda_client.publish_version(FunctionName=name)["Version"]
+        )
+        functions.append(name)
+    return functions
+
+
+def test_the_runbooks_incident_commands_run_as_written_against_the_local_stack(
+    broker: Broker,
+    profiles: Profiles,
+    local_aws: LocalAws,
+    auth_server: LocalAuthorizationServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a broker stack (its table, its two serving functions behind live) and a cached token
+    stack = f"tb-incident-{os.urandom(3).hex()}"
+    direct, http = deployed_functions(local_aws, stack)
+    outputs = {
+        "TokenTableName": broker.table_name,
+        "TokenBrokerFunctionName": direct,
+        "TokenBrokerHttpFunctionName": http,
+    }
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    local_aws.client("cloudformation").create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    profile = profiles.create()
+    assert "access_token" in broker.invoke({"profile": profile}).answer
+    assert broker.item(profiles, profile)
+
+    # When the runbook's revocation commands run as written
+    runbook = (ROOT / "docs/RUNBOOK.md").read_text()
+    section = runbook[runbook.index("**A token leaked**") : runbook.index("## Metrics")]
+    commands = [
+        command.replace("<profile>", profile).replace("<stack>", stack).replace(" [--scopes …]", "")
+        for command in re.findall(r"`token-broker-admin ([^`]+)`", section)
+    ]
+    assert [command.split()[0] for command in commands] == ["key", "evict", "recycle"]
+    for command in commands:
+        status, out, err = run(capsys, *command.split(), "--endpoint-url", local_aws.endpoint_url)
+        assert status == 0, err
+
+    # Then the token is out of the table, and both functions' live moved to a new version at once
+    assert broker.item(profiles, profile).get("sealed_token") is None
+    lambda_client = local_aws.client("lambda")
+    for function in (direct, http):
+        alias = lambda_client.get_alias(FunctionName=function, Name="live")
+        assert (alias["FunctionVersion"], alias["RoutingConfig"]) == ("2", {"AdditionalVersionWeights": {}})
+        version = lambda_client.get_function_configuration(FunctionName=function, Qualifier="2")
+        assert version["Description"].startswith("recycled by token-broker-admin at ")
+    assert f"{direct}: live now at version 2 (was 1)" in out
