@@ -120,6 +120,7 @@ smoke-deps: $(INSTALLED)
 
 # A deployed stage, with your own AWS credentials: make smoke STACK=token-broker-dev [PROFILE=...]
 smoke: $(INSTALLED)
+	@test -n "$(STACK)" || { echo "usage: make smoke STACK=token-broker-dev [PROFILE=okta-default] (STACK: the deployed stage's stack; your AWS credentials and region from the environment)" >&2; exit 2; }
 	$(BIN)/python scripts/smoke.py --stack "$(STACK)" $(if $(PROFILE),--profile "$(PROFILE)")
 
 demo: $(LOCAL_INSTALLED)

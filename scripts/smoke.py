@@ -32,6 +32,7 @@ for place in (
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError  # noqa: E402
 
 from token_client.caller_proof import Broker, sign_caller_proof  # noqa: E402
 from token_client.errors import TokenBrokerError  # noqa: E402
@@ -118,7 +119,25 @@ def main() -> int:
         "--profile", default=os.environ.get("SMOKE_PROFILE") or None, help="a profile to get a real token for"
     )
     arguments = parser.parse_args()
-    return Smoke.of_stack(arguments.stack, arguments.region).run(arguments.profile)
+    try:
+        smoke = Smoke.of_stack(arguments.stack, arguments.region)
+    except (BotoCoreError, ClientError, KeyError) as error:
+        print(f"smoke: cannot read the stack {arguments.stack}: {_plainly(error)}", file=sys.stderr)
+        return 2
+    return smoke.run(arguments.profile)
+
+
+def _plainly(error: Exception) -> str:
+    """What went wrong reading the stack, and what to do; never a traceback."""
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials: export them, or AWS_PROFILE, as for the AWS CLI"
+    if isinstance(error, NoRegionError):
+        return "no AWS region: pass --region, or set AWS_REGION"
+    if isinstance(error, KeyError):
+        return f"it has no output {error}: is it the broker's stack, deployed?"
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Message") or error.response.get("Error", {}).get("Code"))
+    return type(error).__name__
 
 
 if __name__ == "__main__":

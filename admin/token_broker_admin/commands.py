@@ -129,7 +129,9 @@ def try_profile(arguments: argparse.Namespace, aws: Aws) -> str:
     note = ""
     web_identity = None
     if isinstance(profile.client_auth, WebIdentity):
-        override = loopback_sts_endpoint(os.environ.get(AWS_ENDPOINT_URL_STS))
+        # --endpoint-url is every AWS call's, STS's too (a loopback one: the local stack)
+        given = getattr(arguments, "endpoint_url", None) or os.environ.get(AWS_ENDPOINT_URL_STS)
+        override = loopback_sts_endpoint(given)
         web_identity = web_identity_tokens(aws.region(), override, aws.session())
         note = (
             " The assertion came from STS GetWebIdentityToken with your own credentials, not the profile's role "
@@ -142,7 +144,8 @@ def try_profile(arguments: argparse.Namespace, aws: Aws) -> str:
         raise Refused(f"no token for {profile.name}: {error.detail}") from None
     except BrokerError as error:
         upstream = f" ({error.upstream_error})" if error.upstream_error else ""
-        raise Refused(f"no token for {profile.name}: {error.error}{upstream}: {error.description}{note}") from None
+        said = error.description if error.description.endswith(".") else f"{error.description}."
+        raise Refused(f"no token for {profile.name}: {error.error}{upstream}: {said}{note}") from None
     value = issued.access_token.reveal()
     granted = issued.scope if issued.scope is not None else " ".join(sorted(scopes))
     return (

@@ -4,6 +4,7 @@ and DynamoDB, and the local authorization server."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -514,3 +515,38 @@ def test_the_runbooks_incident_commands_run_as_written_against_the_local_stack(
         version = lambda_client.get_function_configuration(FunctionName=function, Qualifier="2")
         assert version["Description"].startswith("recycled by token-broker-admin at ")
     assert f"{direct}: live now at version 2 (was 1)" in out
+
+
+def test_try_a_secretless_profile_asks_sts_at_the_endpoint_url_it_is_given(
+    profiles: Profiles,
+    local_sts: LocalSts,
+    local_aws: LocalAws,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    broker_log: list[logging.LogRecord],
+) -> None:
+    # Given no STS endpoint in the environment, and --endpoint-url naming moto's server (which
+    # serves every AWS API the CLI calls, STS included, but has no GetWebIdentityToken)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_STS", raising=False)
+    profile = profiles.create_web_identity()
+
+    status, _, err = run(capsys, "try", profile, "--endpoint-url", local_aws.endpoint_url)
+
+    # Then STS was asked there: moto answered (AWS's STS, unreachable from here, would not have)
+    assert status == 1
+    assert "GetWebIdentityToken" in err
+    (asked,) = [r for r in broker_log if r.getMessage() == "STS refused GetWebIdentityToken"]
+    assert asked.__dict__["status"] is not None  # an answer, not an unreachable endpoint
+    assert local_sts.web_identity_requests == []
+
+
+def test_try_against_a_host_that_does_not_resolve_says_so(
+    tmp_path: Path, profiles: Profiles, auth_server: LocalAuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = profiles.create()
+    profiles.put(profile, {**profiles.document(profile), "token_url": "https://idp.does-not-resolve.invalid/token"})
+
+    status, _, err = run(capsys, "try", profile)
+
+    assert status == 1
+    assert "upstream_unavailable: the token URL's host name does not resolve." in err

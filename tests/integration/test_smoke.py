@@ -79,3 +79,47 @@ def test_a_stage_that_answers_otherwise_fails_naming_the_check(
     printed = capsys.readouterr().out
     assert f"FAIL  direct: a token for {profile}: expected 200 None, got 403" in printed
     assert "2 of the smoke checks failed" in printed
+
+
+@pytest.mark.parametrize(
+    ("environment", "said"),
+    [
+        ({"AWS_DEFAULT_REGION": "us-east-1"}, "no AWS credentials"),
+        ({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "x"}, "no AWS region"),
+    ],
+    ids=["no-credentials", "no-region"],
+)
+def test_without_credentials_or_a_region_it_says_what_to_do_not_a_traceback(
+    environment: dict[str, str], said: str, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "smoke.py"), "--stack", "token-broker-dev"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true", **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 2
+    assert said in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+def test_make_smoke_without_a_stack_prints_its_usage() -> None:
+    import shutil
+    import subprocess
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed here")
+    finished = subprocess.run(
+        [make, "--no-print-directory", "smoke"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert finished.returncode != 0
+    assert "usage: make smoke STACK=token-broker-dev" in finished.stderr
+    assert "Traceback" not in finished.stderr

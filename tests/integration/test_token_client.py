@@ -494,3 +494,42 @@ def test_the_broker_is_named_by_its_arn_under_either_name(consumer_session: Any)
         TokenClient(function_arn=FUNCTION_ARN, function_name=FUNCTION_ARN + ":live", session=consumer_session)
     with pytest.raises(ClientMisconfigured, match="TokenBrokerAliasArn"):
         TokenClient(function_arn="token-broker", session=consumer_session)
+
+
+def test_the_runbooks_first_token_one_liners_print_the_token_masked(
+    lambda_api: LocalLambdaApi, profiles: Profiles, consumer: Issued, auth_server: LocalAuthorizationServer
+) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from devstack.template import ROOT
+
+    # Given the runbook's one-liners, for a profile that admits the consumer
+    profile = profiles.create(scopes=["orders.read"])
+    runbook = (ROOT / "docs/RUNBOOK.md").read_text()
+    one_liners = set(re.findall(r"`TOKEN_BROKER_FUNCTION=<TokenBrokerAliasArn> python -c '([^']+)'`", runbook))
+    assert len(one_liners) == 1
+
+    # When each runs as a consumer would, with the layer on its path
+    for one_liner in one_liners:
+        finished = subprocess.run(
+            [sys.executable, "-c", one_liner.replace("okta-orders", profile)],
+            env={
+                **credentials_environment(consumer),
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": str(ROOT / "layers/token_client/python"),
+                "TOKEN_BROKER_FUNCTION": lambda_api.function_arn,
+                "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint_url,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        # Then it printed what the token is, and never the token
+        assert finished.returncode == 0, finished.stderr[-2000:]
+        assert finished.stdout.startswith("Token(expires_at=")
+        assert "scope='orders.read'" in finished.stdout
+        assert auth_server.issued[-1] not in finished.stdout

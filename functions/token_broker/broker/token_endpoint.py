@@ -79,6 +79,7 @@ class TokenEndpoint:
 
     def _fetch(self, profile: Profile, scopes: frozenset[str], deadline: float, attempts: int) -> IssuedToken:
         retry_after: float | None = None
+        unresolved = False  # the token URL's host name did not resolve, at the last attempt
         bound = profile.binding.for_request()  # a DPoP token's key is made once, for it alone
         for attempt in range(1, attempts + 1):
             left = deadline - self._clock()
@@ -89,9 +90,14 @@ class TokenEndpoint:
                 answer = self._exchange(profile, scopes, bound, deadline)
             except (ExchangeTimeout, ExchangeFailed) as failure:
                 observability.token_request_done(profile.name, "unreachable", self._clock() - started, attempt)
+                unresolved = str(failure) == "NameResolutionError"
                 observability.logger.warning(
                     "token endpoint unreachable",
-                    extra={"profile": profile.name, "attempt": attempt, "failure": type(failure).__name__},
+                    extra={
+                        "profile": profile.name,
+                        "attempt": attempt,
+                        "failure": str(failure) or type(failure).__name__,
+                    },
                 )
                 retry_after = None
             else:
@@ -110,7 +116,9 @@ class TokenEndpoint:
             self._sleep(wait)
         observability.token_fetch_ended("unavailable")
         raise UpstreamUnavailable(
-            "the authorization server did not issue a token in time",
+            "the token URL's host name does not resolve"
+            if unresolved
+            else "the authorization server did not issue a token in time",
             # always a hint: the contract promises retry_after with every upstream_unavailable
             retry_after=max(1, math.ceil(retry_after)) if retry_after is not None else 1,
         )
