@@ -526,14 +526,14 @@ def bootstrap_values(environment: str = ENVIRONMENT, application: str = APPLICAT
 def bootstrap_policies(
     environment: str = ENVIRONMENT, application: str = APPLICATION
 ) -> dict[str, list[dict[str, Any]]]:
-    """The deploy policy and the boundary, as the account holds them for one environment of one
-    application (default: ENVIRONMENT's, STACK)."""
+    """The deploy policy, the boundary and the operator policy, as the account holds them for one
+    environment of one application (default: ENVIRONMENT's, STACK)."""
     template = load_template(BOOTSTRAP)
     conditions = {"CreateOidcProvider": True, "HasOperatorRole": True}
     resources = resolved(template["Resources"], bootstrap_values(environment, application), conditions)
     return {
         name: resources[name]["Properties"]["PolicyDocument"]["Statement"]
-        for name in ("DeployPolicy", "PermissionsBoundary")
+        for name in ("DeployPolicy", "PermissionsBoundary", "OperatorPolicy")
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from devstack.deployment import application_values, bootstrap_policies, transformed
 from devstack.iam import resolved
-from devstack.template import ROOT
+from devstack.template import ROOT, load_template
 
 # What makes each finding of the strict scan safe, by policy and finding.
 WITH_THE_BOUNDARY = (
@@ -129,6 +129,16 @@ def policies() -> dict[str, dict[str, Any]]:
             found[f"template.yaml {name} {policy['PolicyName']}"] = resolved(
                 policy["PolicyDocument"], values, conditions
             )
+    profile_role = load_template(ROOT / "docs" / "profile-role.yaml")["Resources"]["ProfileRole"]["Properties"]
+    example = {
+        "BrokerStackName": "token-broker-dev",
+        "ProfileName": "orders",
+        "BrokerRoleArns": ["arn:aws:iam::123456789012:role/token-broker-dev-TokenBrokerFunctionRole-X"],
+        "AssertionAudience": "api://AzureADTokenExchange",
+        "AWS::Partition": "aws",
+    }
+    for policy in profile_role["Policies"]:
+        found[f"docs/profile-role.yaml {policy['PolicyName']}"] = resolved(policy["PolicyDocument"], example, {})
     for path in sorted((ROOT / "docs").glob("*.md")):
         for number, block in enumerate(re.findall(r"```json\n(.*?)```", path.read_text(), re.DOTALL)):
             document = json.loads(block)

@@ -413,3 +413,49 @@ def test_the_names_the_bootstrap_refuses_are_those_that_would_collide() -> None:
     # Then dev's deploy role would change prod's roles and functions: the evaluator sees it
     assert any(change.startswith("iam:UpdateAssumeRolePolicy") for change in reaches)
     assert any(change.startswith("lambda:UpdateFunctionCode") for change in reaches)
+
+
+def test_the_operator_policy_allows_every_admin_command_on_its_environment_and_nothing_of_anothers() -> None:
+    # Given the operator policy of dev, and what token-broker-admin asks of AWS
+    policy = bootstrap_policies("dev", "token-broker")["OperatorPolicy"]
+    values = application_values(the_template(), "token-broker", "dev")
+    prod = application_values(the_template(), "token-broker", "prod")
+    secret = f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:token-broker/orders-AbCdEf"
+    stack = f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/token-broker-dev/0a1b2c3d"
+    asked = [
+        Request("secretsmanager:ListSecrets", "*"),  # list
+        *(
+            Request(action, secret) for action in ("secretsmanager:PutSecretValue", "secretsmanager:CreateSecret")
+        ),  # put
+        Request("secretsmanager:GetSecretValue", secret),  # try, key, evict
+        Request("secretsmanager:DeleteSecret", secret),  # delete
+        Request("dynamodb:DeleteItem", values["TokenTable.Arn"]),  # evict
+        Request("cloudformation:DescribeStacks", stack),  # --stack
+        *(
+            Request(action, f"{values[f'{function}.Arn']}{qualifier}")  # recycle
+            for function in ("TokenBrokerFunction", "TokenBrokerHttpFunction")
+            for action, qualifier in (
+                ("lambda:GetAlias", ":live"),
+                ("lambda:UpdateFunctionConfiguration", ""),
+                ("lambda:GetFunction", ""),
+                ("lambda:PublishVersion", ""),
+                ("lambda:UpdateAlias", ":live"),
+            )
+        ),
+    ]
+    # Then each is allowed
+    assert [f"{r.action} {r.resource}" for r in asked if not allows(policy, r)] == []
+    # and nothing of prod's, no renewal function, no layer of the operator's, no IAM
+    refused = [
+        Request("dynamodb:DeleteItem", prod["TokenTable.Arn"]),
+        Request("lambda:UpdateAlias", f"{prod['TokenBrokerFunction.Arn']}:live"),
+        Request("lambda:UpdateFunctionConfiguration", values["TokenRenewalFunction.Arn"]),
+        Request(
+            "lambda:UpdateFunctionConfiguration",
+            values["TokenBrokerFunction.Arn"],
+            {"lambda:Layer": ["arn:aws:lambda:us-east-1:999999999999:layer:mine:1"]},
+        ),
+        Request("cloudformation:DescribeStacks", stack.replace("token-broker-dev", "token-broker-prod")),
+        Request("iam:AttachRolePolicy", f"arn:{PARTITION}:iam::{ACCOUNT}:role/token-broker-deploy-dev"),
+    ]
+    assert [f"{r.action} {r.resource}" for r in refused if allows(policy, r)] == []
