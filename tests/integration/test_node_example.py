@@ -5,6 +5,7 @@ over HTTP, a SigV4 signature the local route verifies as API Gateway's IAM autho
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -46,14 +47,16 @@ def sdk_node_floor(node_example: Path) -> int:
     return int(match.group(1))
 
 
+@functools.cache
+def node_major() -> int:
+    version = subprocess.run([str(NODE), "-p", "process.versions.node"], capture_output=True, text=True, check=True)
+    return int(version.stdout.split(".")[0])
+
+
 def run_node(node_example: Path, environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     # This machine's Node.js may be below the SDK's announced floor (the README's): its warning is
     # then expected, and kept out of the output the tests read.
-    below_floor = int(
-        subprocess.run(
-            [str(NODE), "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True, check=True
-        ).stdout
-    ) < sdk_node_floor(node_example)
+    below_floor = node_major() < sdk_node_floor(node_example)
     quiet = {"AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true"} if below_floor else {}
     return subprocess.run(
         [str(NODE), *arguments],
