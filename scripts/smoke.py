@@ -113,18 +113,34 @@ class Smoke:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", required=True, help="the stage's stack, e.g. token-broker-dev")
+    stage = parser.add_mutually_exclusive_group(required=True)
+    stage.add_argument("--stack", help="the stage's stack, e.g. token-broker-dev")
+    stage.add_argument("--config-env", help="samconfig.toml's environment (default, prod): its stack_name")
     parser.add_argument("--region", help="default: the environment's")
     parser.add_argument(
         "--profile", default=os.environ.get("SMOKE_PROFILE") or None, help="a profile to get a real token for"
     )
     arguments = parser.parse_args()
+    if arguments.config_env is not None:
+        arguments.stack = stack_of(arguments.config_env)
     try:
         smoke = Smoke.of_stack(arguments.stack, arguments.region)
     except (BotoCoreError, ClientError, KeyError) as error:
         print(f"smoke: cannot read the stack {arguments.stack}: {_plainly(error)}", file=sys.stderr)
         return 2
     return smoke.run(arguments.profile)
+
+
+def stack_of(config_env: str) -> str:
+    """The stack name samconfig.toml gives an environment: the one home of the stages' names."""
+    import tomllib
+
+    with (ROOT / "samconfig.toml").open("rb") as config:
+        environments = tomllib.load(config)
+    try:
+        return str(environments[config_env]["global"]["parameters"]["stack_name"])
+    except KeyError:
+        sys.exit(f"smoke: samconfig.toml has no environment {config_env} with a stack_name")
 
 
 def _plainly(error: Exception) -> str:

@@ -123,3 +123,14 @@ def test_make_smoke_without_a_stack_prints_its_usage() -> None:
     assert finished.returncode != 0
     assert "usage: make smoke STACK=token-broker-dev" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def test_the_stages_names_live_in_samconfig_alone_and_ci_reads_them_there() -> None:
+    smoke = load_smoke()
+    assert (smoke.stack_of("default"), smoke.stack_of("prod")) == ("token-broker-dev", "token-broker-prod")
+    workflow = (ROOT / ".github/workflows/ci.yml").read_text()
+    assert "token-broker-dev" not in workflow
+    assert "token-broker-prod" not in workflow
+    assert "sam deploy --config-env default" in workflow
+    assert "scripts/smoke.py --config-env default" in workflow
+    assert "scripts/smoke.py --config-env prod" in workflow
