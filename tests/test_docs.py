@@ -117,3 +117,30 @@ def test_every_aws_command_in_the_docs_names_a_real_operation(service: str, comm
 
 def test_the_docs_give_aws_commands_to_check() -> None:
     assert {"sts", "cloudformation", "iam", "cloudtrail"} <= {service for service, _ in aws_commands()}
+
+
+def readme_consumer_templates() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### From another Lambda: the layer") : readme.index("### The client")]
+    return re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+
+
+@pytest.mark.slow
+def test_the_consumer_templates_in_the_readme_pass_cfn_lint(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    snippets = readme_consumer_templates()
+    assert len(snippets) == 2  # this account's, and another account's of the Organization
+    for number, snippet in enumerate(snippets):
+        body = snippet if snippet.startswith(("Parameters:", "Resources:")) else f"Resources:\n{snippet}"
+        template = f"Transform: AWS::Serverless-2016-10-31\n{body}"
+        template = template.replace(
+            "      Layers:", "      Runtime: python3.13\n      Handler: app.handler\n      CodeUri: .\n      Layers:", 1
+        )
+        path = tmp_path / f"consumer-{number}.yaml"
+        path.write_text(template)
+        finished = subprocess.run(
+            [str(Path(sys.executable).parent / "cfn-lint"), str(path)], capture_output=True, text=True, check=False
+        )
+        assert finished.returncode == 0, finished.stdout + finished.stderr
