@@ -31,6 +31,7 @@ from devstack.deployment import (
 )
 from devstack.iam import ACCOUNT, PARTITION, REGION, Request, acts_on, allows, known_action, resolved
 from devstack.template import ROOT, load_template
+from devstack.template import TEMPLATE as TEMPLATE_PATH
 
 
 @cache
@@ -459,3 +460,19 @@ def test_the_operator_policy_allows_every_admin_command_on_its_environment_and_n
         Request("iam:AttachRolePolicy", f"arn:{PARTITION}:iam::{ACCOUNT}:role/token-broker-deploy-dev"),
     ]
     assert [f"{r.action} {r.resource}" for r in refused if allows(policy, r)] == []
+
+
+def test_updating_one_environments_bootstrap_into_anothers_is_refused_while_the_application_stands() -> None:
+    # The application imports its boundary from its own environment's bootstrap, by the export name
+    # the bootstrap gives it: a bootstrap updated with another Environment would remove that export,
+    # which CloudFormation refuses while an import names it (and the prod command is its own stack).
+    bootstrap = load_template(ROOT / "bootstrap.yaml")
+    export = bootstrap["Outputs"]["PermissionsBoundaryArn"]["Export"]["Name"]
+    assert export == {"Fn::Sub": "${ApplicationName}-${Environment}-PermissionsBoundaryArn"}
+    template = load_template(TEMPLATE_PATH)
+    boundary = template["Globals"]["Function"]["PermissionsBoundary"]
+    assert boundary == {"Fn::ImportValue": {"Fn::Sub": "${AWS::StackName}-PermissionsBoundaryArn"}}
+    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert all(role["Properties"]["PermissionsBoundary"] == boundary for role in roles)
+    runbook = (ROOT / "docs/RUNBOOK.md").read_text()
+    assert "--stack-name token-broker-bootstrap-prod" in runbook
