@@ -134,3 +134,15 @@ def test_only_the_holder_releases_a_lease(clock_and_store: tuple[Clock, TokenSto
     assert store.read(KEY).lease == held
     store.release_lease(KEY, held)
     assert store.read(KEY).lease is None
+
+
+def test_a_token_fetched_in_the_future_is_never_served_and_is_renewed(
+    clock_and_store: tuple[Clock, TokenStore],
+) -> None:
+    # Given a token a writer with a fast clock stored, fetched a minute ahead of this clock
+    clock, store = clock_and_store
+    store.store_token(KEY, token(clock, 3600, age=-60), None)
+
+    # Then neither store serves it, and a request may take the lease to replace it
+    assert store.read(KEY).token is None
+    assert store.acquire_lease(KEY, lease(clock), COLD)

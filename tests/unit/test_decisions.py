@@ -152,3 +152,17 @@ def test_a_min_ttl_is_unreachable_only_beyond_what_the_keys_current_token_lived(
     assert not unreachable_min_ttl(None, now=1_100.0, min_ttl=10_000)
     # an expired token no longer says what the next one will live: the server may have changed
     assert not unreachable_min_ttl(token, now=1_600.0, min_ttl=10_000)
+
+
+class TestBoundedMap:
+    def test_it_is_bounded_however_it_is_written_and_forgets_the_oldest_written(self) -> None:
+        from broker.bounded import BoundedMap
+
+        kept: BoundedMap[str, int] = BoundedMap(2)
+        kept["a"] = 1
+        kept.put("b", 2)
+        assert kept.get("a") == 1  # reading moves nothing: eviction is by write
+        kept["c"] = 3
+        assert list(kept) == ["b", "c"]
+        kept["b"] = 20  # an update is no new entry
+        assert dict(kept) == {"b": 20, "c": 3}

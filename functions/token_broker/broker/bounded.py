@@ -6,14 +6,18 @@ from collections import OrderedDict
 
 
 class BoundedMap[K, V](OrderedDict[K, V]):
-    """At most `size` entries; writing a new one past that forgets the oldest written, in
-    constant time whatever the size (a dict's first entry can take a scan to find)."""
+    """At most `size` entries, however they are written (`put` or `map[key] = value`): writing a
+    new one past that forgets the one written longest ago (eviction by write, not by use: reading
+    moves nothing), in constant time whatever the size (a dict's first entry can take a scan to find)."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: K, value: V) -> None:
+    def __setitem__(self, key: K, value: V) -> None:
         if key not in self and len(self) >= self.size:
             self.popitem(last=False)
+        super().__setitem__(key, value)
+
+    def put(self, key: K, value: V) -> None:
         self[key] = value

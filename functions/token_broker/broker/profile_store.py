@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker import observability
+from broker.bounded import BoundedMap
 from broker.errors import InternalError, UnknownProfile
 from broker.profiles import Profile, parse_profile
 
@@ -18,6 +19,8 @@ SECRET_CACHE_SECONDS = 300.0
 NOT_FOUND = frozenset({"ResourceNotFoundException"})
 # A secret scheduled for deletion answers InvalidRequestException: to the caller it is gone.
 GONE = frozenset({"InvalidRequestException"})
+# The profiles a container keeps: callers may name any, and each costs a parse and a read.
+PROFILES_MAX = 1_000
 
 
 class ProfileStore:
@@ -32,7 +35,7 @@ class ProfileStore:
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._clock = clock
-        self._profiles: dict[str, tuple[Profile, float]] = {}
+        self._profiles: BoundedMap[str, tuple[Profile, float]] = BoundedMap(PROFILES_MAX)
 
     def get(self, name: str, *, fresh: bool = False) -> Profile:
         """The profile named `name`; `fresh` skips the memory cache and re-reads the secret."""

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker import observability
+from broker.bounded import BoundedMap
 
 # The key policy and the function's role both require this context on every use of the key.
 ENCRYPTION_CONTEXT = {"purpose": "token-broker-cache"}
@@ -59,7 +60,7 @@ class TokenSealer:
         self._key_id = key_id
         self._clock = clock
         self._current: _DataKey | None = None
-        self._opened: dict[bytes, AESGCM] = {}
+        self._opened: BoundedMap[bytes, AESGCM] = BoundedMap(OPENED_KEYS_MAX)
 
     def seal(self, associated_data: bytes, token: str) -> Sealed:
         blob, cipher = self._data_key()
@@ -85,7 +86,7 @@ class TokenSealer:
             except (ClientError, BotoCoreError) as error:
                 raise SealUnavailable(_failure(error)) from None
             current = self._current = _DataKey(answer["CiphertextBlob"], AESGCM(answer["Plaintext"]), now)
-            self._remember(current.blob, current.cipher)
+            self._opened.put(current.blob, current.cipher)
         current.uses += 1
         return current.blob, current.cipher
 
@@ -98,14 +99,9 @@ class TokenSealer:
         except BotoCoreError as error:
             raise SealUnavailable(_failure(error)) from None
         cipher = AESGCM(answer["Plaintext"])
-        self._remember(blob, cipher)
+        self._opened.put(blob, cipher)
         observability.logger.debug("data key decrypted")
         return cipher
-
-    def _remember(self, blob: bytes, cipher: AESGCM) -> None:
-        if len(self._opened) >= OPENED_KEYS_MAX:
-            del self._opened[next(iter(self._opened))]
-        self._opened[blob] = cipher
 
 
 def _failure(error: Exception) -> str:

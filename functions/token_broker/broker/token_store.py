@@ -150,7 +150,7 @@ class MemoryTokenStore:
         if failure is not None and not failure.well_formed():
             implausible_code, failure = failure.upstream_error, None
         lease = item.lease if item.lease is not None and LEASE.in_force(item.lease.until, now) else None
-        return Entry(item.token, failure, lease, None, implausible_code)
+        return Entry(_plausible(item.token, now), failure, lease, None, implausible_code)
 
     def acquire_lease(self, key: str, lease: Lease, need: Need) -> bool:
         self._check()
@@ -167,7 +167,7 @@ class MemoryTokenStore:
                 and failure.upstream_error != need.ignore_failure_code
             ):
                 return False
-            if not need.met_by(item.token):
+            if not need.met_by(_plausible(item.token, now)):
                 return False
             item.lease = lease
             return True
@@ -206,3 +206,9 @@ class MemoryTokenStore:
             raise StoreUnavailable("the store is down")
         if self.throttled:
             raise Throttled("the store is throttled")
+
+
+def _plausible(token: CachedToken | None, now: float) -> CachedToken | None:
+    """A token fetched in the future is none: never served, renewed like a missing one (as the
+    DynamoDB store reads it)."""
+    return token if token is None or FETCH.plausible(token.fetched_at, now) else None
