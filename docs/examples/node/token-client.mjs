@@ -23,7 +23,22 @@ import { SignatureV4 } from "@smithy/signature-v4";
 const DEFAULT_MIN_TTL_SECONDS = 60; // the broker's own floor
 const PROOF_REUSE_MS = 240_000; // the broker accepts a proof for 5 minutes; a new one after 4
 const FUNCTION_ARN = /^(arn:(aws(?:-[a-z]+)*):lambda:([a-z0-9-]+):\d{12}:function:[\w-]{1,64})(?::[\w$-]{1,128})?$/;
-const STS_SUFFIX = { aws: "amazonaws.com", "aws-us-gov": "amazonaws.com", "aws-cn": "amazonaws.com.cn" };
+// STS's domain in each partition (tests/test_wire.py holds it to the broker's and token_client's)
+const STS_SUFFIX = {
+  aws: "amazonaws.com",
+  "aws-us-gov": "amazonaws.com",
+  "aws-cn": "amazonaws.com.cn",
+  "aws-iso": "c2s.ic.gov",
+  "aws-iso-b": "sc2s.sgov.gov",
+  "aws-iso-e": "cloud.adc-e.uk",
+  "aws-iso-f": "csp.hci.ic.gov",
+  "aws-eusc": "amazonaws.eu",
+};
+const PROOF_VERSION = 1;
+const PROOF_BODY = "Action=GetCallerIdentity&Version=2011-06-15";
+const PROOF_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8";
+const AUDIENCE_HEADER = "x-token-broker-audience";
+const PROOF_TYPE = "dpop+jwt";
 
 export class TokenBrokerError extends Error {
   // `error` and `status` are the contract's (invalid_scope, 400; upstream_unavailable, 503; ...) or
@@ -52,7 +67,7 @@ class DpopKey {
     this.#key = createPrivateKey({ key: jwk, format: "jwk" });
     const publicJwk = Object.fromEntries(PUBLIC_MEMBERS[jwk.kty].map((name) => [name, jwk[name]]));
     this.thumbprint = b64url(createHash("sha256").update(JSON.stringify(publicJwk)).digest()); // RFC 7638
-    this.#header = b64url(JSON.stringify({ typ: "dpop+jwt", alg: jwk.alg, jwk: publicJwk }));
+    this.#header = b64url(JSON.stringify({ typ: PROOF_TYPE, alg: jwk.alg, jwk: publicJwk }));
   }
 
   proof(method, url, accessToken, nonce = undefined) {
@@ -314,16 +329,16 @@ export class TokenClient {
         path: "/",
         headers: {
           host: stsHost,
-          "content-type": "application/x-www-form-urlencoded; charset=utf-8",
-          "x-token-broker-audience": audience,
+          "content-type": PROOF_CONTENT_TYPE,
+          [AUDIENCE_HEADER]: audience,
         },
-        body: "Action=GetCallerIdentity&Version=2011-06-15",
+        body: PROOF_BODY,
       }),
     );
     const [, credential, signedHeaders, signature] = signed.headers.authorization.match(
       /Credential=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]{64})/,
     );
-    const fields = { v: 1, credential, amz_date: signed.headers["x-amz-date"], signed_headers: signedHeaders, signature };
+    const fields = { v: PROOF_VERSION, credential, amz_date: signed.headers["x-amz-date"], signed_headers: signedHeaders, signature };
     if (signed.headers["x-amz-security-token"]) fields.security_token = signed.headers["x-amz-security-token"];
     this.proof = { fields, identity, signedAt: Date.now() };
     return fields;
