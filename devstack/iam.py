@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,28 +56,36 @@ def _listed(value: str | int | Iterable[str]) -> list[str]:
 
 def _matches(statement: Mapping[str, Any], request: Request) -> bool:
     if "Action" in statement:
-        action = any(_like(pattern, request.action, fold=True) for pattern in _listed(statement["Action"]))
+        action = any(like(pattern, request.action, fold=True) for pattern in _listed(statement["Action"]))
     else:
-        action = not any(_like(pattern, request.action, fold=True) for pattern in _listed(statement["NotAction"]))
+        action = not any(like(pattern, request.action, fold=True) for pattern in _listed(statement["NotAction"]))
     if "Resource" in statement:
-        resource = any(_like(pattern, request.resource) for pattern in _listed(statement["Resource"]))
+        resource = any(like(pattern, request.resource) for pattern in _listed(statement["Resource"]))
     else:
-        resource = not any(_like(pattern, request.resource) for pattern in _listed(statement.get("NotResource", [])))
+        resource = not any(like(pattern, request.resource) for pattern in _listed(statement.get("NotResource", [])))
     return action and resource and _conditions_hold(statement.get("Condition", {}), request.context)
 
 
-def _like(pattern: str, value: str, fold: bool = False) -> bool:
+def like(pattern: str, value: str, fold: bool = False) -> bool:
+    """IAM's wildcard match: `*` any run of characters, `?` any one, everything else itself
+    (fnmatch would read `[...]` as a character class, which IAM does not). policyuniverse offers
+    the same; these lines keep the evaluator to IAM's two rules without another dependency."""
     if fold:
         pattern, value = pattern.lower(), value.lower()
-    return fnmatch.fnmatchcase(value, pattern) if pattern != "*" else True
+    return pattern == "*" or _wildcards(pattern).fullmatch(value) is not None
+
+
+@cache
+def _wildcards(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
 
 
 # The condition operators this project's policies use, as IAM evaluates them.
 _OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": lambda wanted, given: given == wanted,
-    "StringLike": lambda wanted, given: _like(wanted, given),
+    "StringLike": lambda wanted, given: like(wanted, given),
     "ArnEquals": lambda wanted, given: given == wanted,
-    "ArnLike": lambda wanted, given: _like(wanted, given),
+    "ArnLike": lambda wanted, given: like(wanted, given),
     "Bool": lambda wanted, given: given.lower() == str(wanted).lower(),
     "NumericLessThanEquals": lambda wanted, given: float(given) <= float(wanted),
 }
@@ -123,7 +130,7 @@ def _formats(action: str) -> tuple[str, ...]:
 def acts_on(action: str, arn: str) -> bool:
     """Whether `arn` is of a resource type `action` names (its ARN formats, placeholders as `*`):
     an action without one, or of another type, cannot be asked of that resource."""
-    return any(fnmatch.fnmatchcase(arn, re.sub(r"\$\{[^}]*\}", "*", arn_format)) for arn_format in _formats(action))
+    return any(like(re.sub(r"\$\{[^}]*\}", "*", arn_format), arn) for arn_format in _formats(action))
 
 
 @cache

@@ -6,7 +6,6 @@ every role the stack creates to what the broker needs."""
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from functools import cache
 from typing import Any
@@ -29,7 +28,7 @@ from devstack.deployment import (
     needs,
     transformed,
 )
-from devstack.iam import ACCOUNT, PARTITION, REGION, Request, acts_on, allows, known_action, resolved
+from devstack.iam import ACCOUNT, PARTITION, REGION, Request, acts_on, allows, known_action, like, resolved
 from devstack.template import ROOT, load_template
 from devstack.template import TEMPLATE as TEMPLATE_PATH
 
@@ -337,8 +336,7 @@ def written_actions(policy: list[dict[str, Any]], arn: str) -> list[str]:
         {
             action
             for statement in policy
-            if statement["Effect"] == "Allow"
-            and any(fnmatch.fnmatchcase(arn, r) for r in listed(statement["Resource"]))
+            if statement["Effect"] == "Allow" and any(like(resource, arn) for resource in listed(statement["Resource"]))
             for action in listed(statement["Action"])
             if not action.split(":")[1].startswith(("Get", "List", "Describe")) and acts_on(action, arn)
         }
@@ -476,3 +474,17 @@ def test_updating_one_environments_bootstrap_into_anothers_is_refused_while_the_
     assert all(role["Properties"]["PermissionsBoundary"] == boundary for role in roles)
     runbook = (ROOT / "docs/RUNBOOK.md").read_text()
     assert "--stack-name token-broker-bootstrap-prod" in runbook
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matched"),
+    [
+        ("role/tb-*", "role/tb-dev-Fn", True),
+        ("role/tb-?ev", "role/tb-dev", True),
+        ("role/[ab]", "role/a", False),  # fnmatch's character class: IAM reads the brackets as themselves
+        ("role/[ab]", "role/[ab]", True),
+        ("role/tb-*", "role/TB-dev", False),
+    ],
+)
+def test_the_evaluator_matches_wildcards_as_iam_does(pattern: str, value: str, matched: bool) -> None:
+    assert like(pattern, value) is matched
