@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from broker.decisions import CachedToken
-from broker.errors import Failure
+from broker.failures import Failure, Outage, Refusal
 from broker.sensitive import Sensitive
 from broker.token_store import Lease, MemoryTokenStore, Need, TokenStore
 from broker.token_table import TokenTable
@@ -78,7 +78,7 @@ def test_a_failure_is_recorded_by_the_holder_only_and_holds_the_lease_back_while
     clock, store = clock_and_store
     held = lease(clock)
     store.acquire_lease(KEY, held, COLD)
-    outage = Failure("upstream_unavailable", "", int(clock.now + 20))
+    outage = Outage(int(clock.now + 20))
 
     store.store_failure(KEY, outage, lease(clock, "b"))  # not the holder: nothing
     assert store.read(KEY).failure is None
@@ -95,8 +95,8 @@ def test_a_failure_is_recorded_by_the_holder_only_and_holds_the_lease_back_while
 @pytest.mark.parametrize(
     "failure",
     [
-        Failure("upstream_unavailable", "", int(START + 3600)),
-        Failure("upstream_error", "invalid_client", int(START + 300)),
+        Outage(int(START + 3600)),
+        Refusal("upstream_error", "invalid_client", int(START + 300)),
     ],
     ids=["an-outage-for-an-hour", "a-refusal-past-the-negative-cache"],
 )
@@ -118,7 +118,7 @@ def test_a_failure_with_a_code_no_broker_writes_is_ignored_and_the_lease_may_be_
     clock, store = clock_and_store
     held = lease(clock)
     store.acquire_lease(KEY, held, COLD)
-    store.store_failure(KEY, Failure("upstream_error", "URGENT: call us\n", int(clock.now + 20)), held)
+    store.store_failure(KEY, Refusal("upstream_error", "URGENT: call us\n", int(clock.now + 20)), held)
 
     entry = store.read(KEY)
     assert (entry.failure, entry.implausible_failure_code) == (None, "URGENT: call us\n")

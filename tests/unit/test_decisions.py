@@ -19,7 +19,7 @@ from broker.decisions import (
     token_lifetime,
     unreachable_min_ttl,
 )
-from broker.errors import outage_backoff
+from broker.failures import outage_backoff
 from broker.profiles import Profile, cache_key
 from broker.sensitive import Sensitive
 from broker.token_binding import Dpop

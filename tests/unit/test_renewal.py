@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from broker.decisions import CachedToken
-from broker.errors import Failure, InvalidRequest, UpstreamUnavailable
+from broker.errors import InvalidRequest, UpstreamUnavailable
+from broker.failures import Outage, Refusal
 from broker.renewal import (
     TRY_AHEAD_FIRST_SECONDS,
     TRY_AHEAD_LAST_SECONDS,
@@ -94,8 +95,8 @@ class TestThePlan:
         "entry",
         [
             Entry(token(250), lease=Lease("another", NOW + 5)),
-            Entry(token(250), failure=Failure("upstream_unavailable", "", int(NOW + 10))),
-            Entry(token(250), failure=Failure("upstream_error", "invalid_client", int(NOW + 10))),
+            Entry(token(250), failure=Outage(int(NOW + 10))),
+            Entry(token(250), failure=Refusal("upstream_error", "invalid_client", int(NOW + 10))),
         ],
         ids=["another-renews", "outage-remembered", "refusal-remembered"],
     )
@@ -140,7 +141,7 @@ class TestThePlan:
         assert (step.error.error, step.error.retry_after) == ("upstream_unavailable", 1)
 
     def test_a_remembered_failure_is_answered_at_once_on_a_cold_key(self) -> None:
-        entry = Entry(failure=Failure("upstream_unavailable", "", int(NOW + 20)))
+        entry = Entry(failure=Outage(int(NOW + 20)))
         step = next_step(Known(None, entry), want(), NOW, DEADLINE)
         assert isinstance(step, Refuse)
         assert (step.error.error, step.error.retry_after) == ("upstream_unavailable", 20)
@@ -358,7 +359,7 @@ class TestMandatory:
         fleet = Fleet()
         holder = Lease("a" * 32, START + 10)
         fleet.store.acquire_lease(KEY, holder, Need(expires_before=int(START + 60)))
-        outage = Failure("upstream_unavailable", "", int(START + 1 + 12))
+        outage = Outage(int(START + 1 + 12))
         fleet.clock.after(1.0, lambda: fleet.store.store_failure(KEY, outage, holder))
 
         # When a waiter is waiting, and another asks after the failure

@@ -17,7 +17,8 @@ from broker.caller_identity import Caller
 from broker.callers import CallerRule, caller_admitted
 from broker.config import ENFORCE, Settings
 from broker.decisions import LEASE_SECONDS, CachedToken, effective_min_ttl, is_usable
-from broker.errors import AccessDenied, BrokerError, InvalidScope, ProfileMisconfigured, UpstreamError, remembered
+from broker.errors import AccessDenied, BrokerError, InvalidScope, ProfileMisconfigured, UpstreamError
+from broker.failures import remembered
 from broker.profile_store import ProfileStore
 from broker.profiles import Profile, cache_key
 from broker.renewal import (

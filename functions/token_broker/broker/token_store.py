@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from broker.decisions import CLOCK_SKEW_SECONDS, LEASE_SECONDS, CachedToken
-from broker.errors import OUTAGE_BACKOFF_MAX_SECONDS, Failure
+from broker.failures import OUTAGE_BACKOFF_MAX_SECONDS, Failure, Outage
 
 
 class StoreUnavailable(Exception):
@@ -148,7 +148,7 @@ class MemoryTokenStore:
         if failure is not None and not self._failure_in_force(failure, now):
             failure = None
         if failure is not None and not failure.well_formed():
-            implausible_code, failure = failure.upstream_error, None
+            implausible_code, failure = failure.code, None
         lease = item.lease if item.lease is not None and LEASE.in_force(item.lease.until, now) else None
         return Entry(_plausible(item.token, now), failure, lease, None, implausible_code)
 
@@ -164,7 +164,7 @@ class MemoryTokenStore:
             if (
                 failure is not None
                 and self._failure_in_force(failure, now)
-                and failure.upstream_error != need.ignore_failure_code
+                and failure.code != need.ignore_failure_code
             ):
                 return False
             if not need.met_by(_plausible(item.token, now)):
@@ -199,7 +199,7 @@ class MemoryTokenStore:
                 item.lease = None
 
     def _failure_in_force(self, failure: Failure, now: float) -> bool:
-        return (OUTAGE if failure.is_outage else self._refusals).in_force(failure.until, now)
+        return (OUTAGE if isinstance(failure, Outage) else self._refusals).in_force(failure.until, now)
 
     def _check(self) -> None:
         if self.down:

@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from broker import observability
 from broker.decisions import CachedToken, expiry_item_ttl
 from broker.dpop import parse_private_jwk
-from broker.errors import REMEMBERED, Failure, UpstreamUnavailable
+from broker.failures import REFUSED, REMEMBERED, Failure, Outage, stored_failure
 from broker.rfc6749 import is_access_token, is_granted_scope
 from broker.sensitive import Sensitive
 from broker.token_sealer import CannotOpen, Sealed, SealUnavailable, TokenSealer
@@ -82,7 +82,7 @@ class TokenTable:
         failure, implausible_code = self._failure(item, now), None
         if failure is not None and not failure.well_formed():
             observability.unreadable_cache_item("a remembered failure's code is not one a broker writes")
-            implausible_code, failure = failure.upstream_error, None
+            implausible_code, failure = failure.code, None
         owner, lease_until = _string(item, "lease_owner"), _number(item, LEASE.attribute)
         lease = None
         if owner and lease_until is not None and LEASE.in_force(lease_until, now):
@@ -193,7 +193,7 @@ class TokenTable:
             ExpressionAttributeValues={
                 ":until": _n(failure.until),
                 ":error": {"S": failure.error},
-                ":code": {"S": failure.upstream_error},
+                ":code": {"S": failure.code},
                 ":owner": {"S": lease.owner},
                 ":item_ttl": _n(expiry_item_ttl(failure.until)),
             },
@@ -287,11 +287,11 @@ class TokenTable:
         code = _string(item, "failure_code")
         if until is None or error not in REMEMBERED or code is None:
             return None
-        horizon = OUTAGE if error == UpstreamUnavailable.error else self._refusals
+        horizon = OUTAGE if error == Outage.error else self._refusals
         if until > now + horizon.ahead:
             observability.unreadable_cache_item("a failure is remembered for longer than any broker would")
             return None
-        return Failure(error, code, int(until)) if horizon.in_force(until, now) else None
+        return stored_failure(error, code, int(until)) if horizon.in_force(until, now) else None
 
 
 class _ConditionFailed(Exception):
@@ -334,8 +334,8 @@ class _Conditions:
 
     def failure_in_force(self, refusals: Horizon) -> str:
         """As `read` reads a failure, but for its code's characters, which no condition can see."""
-        outage = self.value({"S": UpstreamUnavailable.error})
-        refused = ", ".join(self.value({"S": code}) for code in REMEMBERED if code != UpstreamUnavailable.error)
+        outage = self.value({"S": Outage.error})
+        refused = ", ".join(self.value({"S": code}) for code in sorted(REFUSED))
         return (
             f"({self.typed('failure_code', 'S')} AND ("
             f"(failure_error = {outage} AND {self.in_force(OUTAGE)}) OR "

@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Iterator
 
-from broker.errors import is_refusal
+from broker.failures import is_refusal
 
 DAEMON_ADDRESS_ENV = "AWS_XRAY_DAEMON_ADDRESS"
 TRACE_HEADER_ENV = "_X_AMZN_TRACE_ID"  # set by Lambda for each invocation
