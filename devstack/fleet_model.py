@@ -26,6 +26,7 @@ from typing import Any
 from botocore.config import Config
 
 from broker.caller_identity import Caller, Door
+from broker.callers import principal_of
 from broker.config import Settings
 from broker.decisions import CachedToken
 from broker.errors import BrokerError, InternalError
@@ -72,7 +73,7 @@ class SimulatedFleet:
         self.settings = Settings.from_env(environment)
         self.clients = aws_clients(SIMULATOR_CONFIG)
         self.containers = [build_service(self.settings, self.clients) for _ in range(size)]
-        self._caller = Caller(Door.DIRECT, caller_arn)
+        self._caller = Caller(Door.DIRECT, principal_of(caller_arn))
 
     def ask_at_once(self, event: dict[str, Any], deadline_seconds: float = 15.0) -> list[Outcome]:
         """Every container asks for `event` at the same moment; their outcomes, in order."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.caller_identity import Caller, Door
-from broker.callers import parse_caller_rule
+from broker.callers import parse_caller_rule, principal_of
 from broker.client_auth import SecretBasic
 from broker.config import Settings
 from broker.errors import BrokerError, UpstreamError, UpstreamUnavailable
@@ -28,7 +28,7 @@ from broker.token_request import TokenRequest
 from broker.token_store import MemoryTokenStore
 
 START = 1_800_000_000.0
-CALLER = Caller(Door.DIRECT, "arn:aws:sts::123456789012:assumed-role/orders-consumer/orders-fn")
+CALLER = Caller(Door.DIRECT, principal_of("arn:aws:sts::123456789012:assumed-role/orders-consumer/orders-fn"))
 PROFILE = Profile(
     name="orders",
     token_url="https://idp.example.com/oauth2/v1/token",

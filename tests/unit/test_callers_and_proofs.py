@@ -17,7 +17,7 @@ from broker.caller_proof import (
     parse_caller_proof,
     sts_request_headers,
 )
-from broker.callers import BadCallerEntry, caller_admitted, parse_caller_rule, same_principal
+from broker.callers import BadCallerEntry, Principal, caller_admitted, parse_caller_rule, principal_of, same_principal
 from broker.errors import AccessDenied, InternalError
 from broker.sts import Sts
 
@@ -106,7 +106,7 @@ class TestAdmission:
     )
     def test_on_verified_arns(self, entries: list[str], caller: str, admitted: bool) -> None:
         rules = tuple(parse_caller_rule(entry) for entry in entries)
-        assert caller_admitted(rules, caller) is admitted
+        assert caller_admitted(rules, principal_of(caller)) is admitted
 
 
 class TestSamePrincipal:
@@ -129,7 +129,7 @@ class TestSamePrincipal:
         ],
     )
     def test_is_the_same_arn_or_the_same_role(self, claimed: object, verified: str, same: bool) -> None:
-        assert same_principal(claimed, verified) is same
+        assert same_principal(claimed, principal_of(verified)) is same
 
 
 class TestCallerProof:
@@ -249,9 +249,9 @@ class StsStandIn:
     def __init__(self) -> None:
         self.asked = 0
 
-    def caller_arn(self, proof: object, audience: Audience, deadline: float) -> str:
+    def caller(self, proof: object, audience: Audience, deadline: float) -> Principal:
         self.asked += 1
-        return SESSION
+        return principal_of(SESSION)
 
 
 class TestRememberedIdentities:

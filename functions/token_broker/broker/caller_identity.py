@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from broker.bounded import BoundedMap
 from broker.caller_proof import Audience, parse_audience, parse_caller_proof
-from broker.callers import same_principal
+from broker.callers import Principal, same_principal
 from broker.errors import AccessDenied, AuthenticationUnavailable, BrokerError, InternalError
 from broker.sts import BUDGET_SECONDS, Sts
 
@@ -36,8 +36,12 @@ class Door(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Caller:
     door: Door
-    arn: str | None  # verified; None only when CALLER_AUTH=audit let an unverified caller through
+    principal: Principal | None  # verified; None only when CALLER_AUTH=audit let an unverified caller through
     refusal: BrokerError | None = None  # audit: what enforce would have answered
+
+    @property
+    def arn(self) -> str | None:
+        return self.principal.arn if self.principal is not None else None
 
 
 class CallerIdentity:
@@ -55,8 +59,8 @@ class CallerIdentity:
         self._enforce = enforce
         self._audience = audience
         self._clock = clock
-        # signature -> (the proof, as the caller sent it; its signer's ARN; accepted until)
-        self._identities: BoundedMap[str, tuple[dict[str, object], str, int]] = BoundedMap(IDENTITIES_MAX)
+        # signature -> (the proof, as the caller sent it; its signer; accepted until)
+        self._identities: BoundedMap[str, tuple[dict[str, object], Principal, int]] = BoundedMap(IDENTITIES_MAX)
         self._invoked: tuple[str, Audience] | None = None  # the last function ARN, and its audience
 
     def verify(
@@ -66,16 +70,16 @@ class CallerIdentity:
         is the ARN Lambda says this function was invoked as. `gateway_caller` is the principal
         API Gateway names on the HTTP door, if the event names one."""
         try:
-            arn = self._verified(raw_proof, self._audience or self._invoked_audience(function_arn), deadline)
-            if gateway_caller is not None and not same_principal(gateway_caller, arn):
+            principal = self._verified(raw_proof, self._audience or self._invoked_audience(function_arn), deadline)
+            if gateway_caller is not None and not same_principal(gateway_caller, principal):
                 raise AccessDenied("the request's IAM signature and its caller_proof are not the same principal's")
-            return Caller(door, arn)
+            return Caller(door, principal)
         except (AccessDenied, AuthenticationUnavailable) as refusal:
             if self._enforce:
                 raise
             return Caller(door, None, refusal)
 
-    def _verified(self, raw_proof: object, audience: Audience, deadline: float) -> str:
+    def _verified(self, raw_proof: object, audience: Audience, deadline: float) -> Principal:
         now = self._clock()
         fields = raw_proof if isinstance(raw_proof, dict) else {}
         signature = fields.get("signature")
@@ -84,12 +88,12 @@ class CallerIdentity:
             # this very proof passed every check and STS before, and is still within its window
             return known[1]
         proof = parse_caller_proof(raw_proof, self._region, now)  # refuses anything but a dict
-        arn = self._sts.caller_arn(proof, audience, min(deadline, now + BUDGET_SECONDS))
+        principal = self._sts.caller(proof, audience, min(deadline, now + BUDGET_SECONDS))
         # Kept as sent, to be compared whole: its session token is no more exposed in this
         # process's memory than the tokens the memory tier keeps. The oldest is forgotten first:
         # its window ends first.
-        self._identities.put(proof.signature.reveal(), (dict(fields), arn, proof.accepted_until))
-        return arn
+        self._identities.put(proof.signature.reveal(), (dict(fields), principal, proof.accepted_until))
+        return principal
 
     def _invoked_audience(self, function_arn: str) -> Audience:
         if self._invoked is None or self._invoked[0] != function_arn:

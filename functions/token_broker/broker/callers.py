@@ -54,12 +54,29 @@ class CallerRule:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """A verified caller, reduced to what admission compares."""
+    """A caller's ARN, parsed once where it enters (STS's answer, or what an event claims) and
+    carried as this: what admission compares, and the ARN as it was stated."""
 
+    arn: str
     partition: str
     account: str
-    kind: str  # "role" for an assumed-role session, "user" for an IAM user
+    kind: str  # "role" for an assumed-role session, "user" for an IAM user, "other" for anything else
     name: str
+
+    def same_as(self, other: Principal) -> bool:
+        """The same ARN, or sessions of the same role (a session's name is its caller's choice)."""
+        if self.arn == other.arn:
+            return True
+        mine, theirs = (
+            (self.partition, self.account, self.kind, self.name),
+            (
+                other.partition,
+                other.account,
+                other.kind,
+                other.name,
+            ),
+        )
+        return self.kind != OTHER and mine == theirs
 
 
 def parse_caller_rule(entry: object) -> CallerRule:
@@ -88,31 +105,27 @@ def parse_caller_rule(entry: object) -> CallerRule:
     )
 
 
+OTHER = "other"  # a root user, a federated user: never admitted, and never the same as another
+
+
 @functools.lru_cache(maxsize=1024)  # a container sees few callers, each on every request
-def principal_of(arn: str) -> Principal | None:
-    """An assumed-role session or IAM user ARN as a `Principal`; None for anything else
-    (a root user, a federated user, a role ARN that no caller can present)."""
+def principal_of(arn: str) -> Principal:
+    """An ARN as a `Principal`: an assumed-role session as its role, an IAM user as itself, and
+    anything else (a root user, a federated user, a role ARN that no caller presents) as `other`."""
     session = _SESSION.fullmatch(arn)
     if session is not None:
-        return Principal(session["partition"], session["account"], "role", session["name"])
+        return Principal(arn, session["partition"], session["account"], "role", session["name"])
     user = _USER.fullmatch(arn)
     if user is not None:
-        return Principal(user["partition"], user["account"], "user", user["name"])
-    return None
+        return Principal(arn, user["partition"], user["account"], "user", user["name"])
+    return Principal(arn, "", "", OTHER, "")
 
 
-def caller_admitted(rules: tuple[CallerRule, ...], caller_arn: str) -> bool:
+def caller_admitted(rules: tuple[CallerRule, ...], caller: Principal) -> bool:
     """Whether any rule admits the verified caller; no rules admit nobody."""
-    principal = principal_of(caller_arn)
-    return principal is not None and any(rule.admits(principal) for rule in rules)
+    return any(rule.admits(caller) for rule in rules)
 
 
-def same_principal(claimed: object, verified_arn: str) -> bool:
-    """Whether `claimed` (an ARN from an event, unverified) names the principal STS verified:
-    the same ARN, or sessions of the same role (a session's name is the caller's own choice)."""
-    if not isinstance(claimed, str):
-        return False
-    if claimed == verified_arn:
-        return True
-    principal = principal_of(claimed)
-    return principal is not None and principal == principal_of(verified_arn)
+def same_principal(claimed: object, verified: Principal) -> bool:
+    """Whether `claimed` (an ARN from an event, unverified) names the principal STS verified."""
+    return isinstance(claimed, str) and bool(claimed) and principal_of(claimed).same_as(verified)

@@ -196,7 +196,7 @@ class TokenService:
     def _admit(self, name: str, allowed_callers: tuple[CallerRule, ...], caller: Caller) -> None:
         """Enforce: refuse a caller the profile does not admit. Audit: log the refusal, go on."""
         refusal = caller.refusal
-        if refusal is None and (caller.arn is None or not caller_admitted(allowed_callers, caller.arn)):
+        if refusal is None and (caller.principal is None or not caller_admitted(allowed_callers, caller.principal)):
             # the description never tells which profile fields exist or what they hold
             refusal = AccessDenied("this caller may not use this profile")
         if refusal is None:

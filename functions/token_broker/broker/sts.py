@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from broker import observability
 from broker.caller_proof import BODY, CONTENT_TYPE, Audience, CallerProof, sts_request_headers
-from broker.callers import PARTITION
+from broker.callers import PARTITION, Principal, principal_of
 from broker.errors import AccessDenied, AuthenticationUnavailable, ProfileMisconfigured, UpstreamUnavailable
 from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
 from broker.sensitive import Sensitive
@@ -184,9 +184,9 @@ class Sts:
             raise UpstreamUnavailable(f"STS could not answer {action} now", retry_after=RETRY_AFTER_SECONDS)
         return code
 
-    def caller_arn(self, proof: CallerProof, audience: Audience, deadline: float) -> str:
-        """The caller's ARN, as STS's answer states it; raises `AccessDenied` when STS refuses
-        the proof and `AuthenticationUnavailable` when it cannot be asked."""
+    def caller(self, proof: CallerProof, audience: Audience, deadline: float) -> Principal:
+        """The caller, as STS's answer states its ARN, parsed once here; raises `AccessDenied`
+        when STS refuses the proof and `AuthenticationUnavailable` when it cannot be asked."""
         partition = audience.partition
         suffix = PARTITION_SUFFIXES.get(partition)
         if suffix is None:
@@ -199,7 +199,7 @@ class Sts:
         if answer is None:
             raise unverified
         if answer.status == 200:
-            return _identity(answer, partition)
+            return principal_of(_identity(answer, partition))
         code = _error_code(answer)
         observability.logger.warning("STS refused the caller proof", extra={"status": answer.status, "code": code})
         if _try_again(answer, code):
