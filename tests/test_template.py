@@ -540,3 +540,11 @@ def test_a_profile_role_gets_five_minute_web_identity_tokens_for_its_audience_on
     # and the template says where such roles are made
     path = TEMPLATE["Outputs"]["ProfileRolePath"]["Value"]
     assert path == {"Fn::Sub": "/token-broker-profiles/${AWS::StackName}/"}
+
+
+def test_the_table_the_template_defines_has_the_key_and_ttl_the_broker_names() -> None:
+    from broker.token_store import Attribute
+    from devstack.template import table_definition, ttl_attribute
+
+    ((key,),) = [[schema["AttributeName"] for schema in table_definition()["KeySchema"]]]
+    assert (key, ttl_attribute()) == (Attribute.KEY, Attribute.TTL)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Protocol
 
 from broker.decisions import CLOCK_SKEW_SECONDS, LEASE_SECONDS, CachedToken
@@ -27,11 +28,33 @@ class Throttled(Exception):
     """The store is there but refused for want of capacity: wait and try again, never go around it."""
 
 
+class Attribute(StrEnum):
+    """The item's attributes, the one place their names are written: the horizons, the need
+    for a lease and the DynamoDB store's expressions are all made from these. A token's fields
+    of the same name (`expires_at`, `fetched_at`) are what the conditions on them compare."""
+
+    KEY = "cache_key"
+    ACCESS_TOKEN = "access_token"  # plaintext, without TOKEN_KMS_KEY_ID
+    DPOP_KEY = "dpop_key"  # plaintext, beside a DPoP token
+    SEALED_TOKEN = "sealed_token"  # the token (and a DPoP token's key), sealed
+    DATA_KEY = "data_key"
+    TOKEN_TYPE = "token_type"
+    SCOPE = "scope"  # a reserved word in DynamoDB's expressions: always written #scope
+    EXPIRES_AT = "expires_at"
+    FETCHED_AT = "fetched_at"
+    LEASE_OWNER = "lease_owner"
+    LEASE_UNTIL = "lease_until"
+    FAILED_UNTIL = "failed_until"
+    FAILURE_ERROR = "failure_error"
+    FAILURE_CODE = "failure_code"
+    TTL = "ttl"  # DynamoDB's TTL attribute, as the template names it; reserved: written #ttl
+
+
 @dataclass(frozen=True, slots=True)
 class Horizon:
     """A time attribute that no broker writes further than `ahead` seconds past its reader's clock."""
 
-    attribute: str
+    attribute: Attribute
     ahead: float
 
     def plausible(self, value: float, now: float) -> bool:
@@ -42,14 +65,14 @@ class Horizon:
         return now < value <= now + self.ahead
 
 
-LEASE = Horizon("lease_until", LEASE_SECONDS + CLOCK_SKEW_SECONDS)
-FETCH = Horizon("fetched_at", CLOCK_SKEW_SECONDS)
-OUTAGE = Horizon("failed_until", OUTAGE_BACKOFF_MAX_SECONDS + CLOCK_SKEW_SECONDS)
+LEASE = Horizon(Attribute.LEASE_UNTIL, LEASE_SECONDS + CLOCK_SKEW_SECONDS)
+FETCH = Horizon(Attribute.FETCHED_AT, CLOCK_SKEW_SECONDS)
+OUTAGE = Horizon(Attribute.FAILED_UNTIL, OUTAGE_BACKOFF_MAX_SECONDS + CLOCK_SKEW_SECONDS)
 
 
 def refusal_horizon(negative_cache_seconds: int) -> Horizon:
     """No broker remembers a refusal longer than its `NEGATIVE_CACHE_SECONDS`."""
-    return Horizon("failed_until", negative_cache_seconds + CLOCK_SKEW_SECONDS)
+    return Horizon(Attribute.FAILED_UNTIL, negative_cache_seconds + CLOCK_SKEW_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +115,14 @@ class Need:
     fetched_before: float | None = None
     ignore_failure_code: str | None = None
 
+    def stale_below(self) -> tuple[tuple[Attribute, float], ...]:
+        """The rule itself, as data: a token is stale when any of these attributes is below its
+        bound. The in-memory store reads it here; the DynamoDB store makes its condition of it."""
+        bounds = ((Attribute.EXPIRES_AT, self.expires_before), (Attribute.FETCHED_AT, self.fetched_before))
+        return tuple((attribute, bound) for attribute, bound in bounds if bound is not None)
+
     def met_by(self, token: CachedToken | None) -> bool:
-        return (
-            token is None
-            or (self.expires_before is not None and token.expires_at < self.expires_before)
-            or (self.fetched_before is not None and token.fetched_at < self.fetched_before)
-        )
+        return token is None or any(getattr(token, attribute) < bound for attribute, bound in self.stale_below())
 
 
 class TokenStore(Protocol):

@@ -35,6 +35,7 @@ from broker.token_store import (
     FETCH,
     LEASE,
     OUTAGE,
+    Attribute,
     Entry,
     Horizon,
     Lease,
@@ -44,10 +45,18 @@ from broker.token_store import (
     refusal_horizon,
 )
 
-PARTITION_KEY = "cache_key"
+PARTITION_KEY = Attribute.KEY
 TOKEN_TYPES = ("Bearer", "DPoP")  # the token types a broker stores
-TTL_ATTRIBUTE = "ttl"
-TOKEN_ATTRIBUTES = ("access_token", "dpop_key", "sealed_token", "data_key", "expires_at", "fetched_at")
+TOKEN_ATTRIBUTES = (
+    Attribute.ACCESS_TOKEN,
+    Attribute.DPOP_KEY,
+    Attribute.SEALED_TOKEN,
+    Attribute.DATA_KEY,
+    Attribute.EXPIRES_AT,
+    Attribute.FETCHED_AT,
+)
+# DynamoDB's reserved words among the attributes, as every expression names them.
+NAMES = {"#ttl": Attribute.TTL.value, "#scope": Attribute.SCOPE.value}
 # The version of the sealed token's associated data: tokens sealed otherwise are renewed.
 SEAL_VERSION = 2
 # After a failure the table is skipped for this long, so a dead table costs each request
@@ -83,7 +92,7 @@ class TokenTable:
         if failure is not None and not failure.well_formed():
             observability.unreadable_cache_item("a remembered failure's code is not one a broker writes")
             implausible_code, failure = failure.code, None
-        owner, lease_until = _string(item, "lease_owner"), _number(item, LEASE.attribute)
+        owner, lease_until = _string(item, Attribute.LEASE_OWNER), _number(item, LEASE.attribute)
         lease = None
         if owner and lease_until is not None and LEASE.in_force(lease_until, now):
             lease = Lease(owner, lease_until)
@@ -101,22 +110,21 @@ class TokenTable:
         fresh token or a failure."""
         condition = _Conditions(self._clock())
         stale = [f"NOT {condition.plausible_token()}"]
-        if need.expires_before is not None:
-            stale.append(condition.number_below("expires_at", need.expires_before))
-        if need.fetched_before is not None:
-            stale.append(condition.number_below(FETCH.attribute, need.fetched_before))
+        stale += [condition.number_below(attribute, bound) for attribute, bound in need.stale_below()]
         no_failure = f"NOT {condition.failure_in_force(self._refusals)}"
         if need.ignore_failure_code is not None:
-            no_failure = f"({no_failure} OR failure_code = {condition.value({'S': need.ignore_failure_code})})"
+            ignored = condition.value({"S": need.ignore_failure_code})
+            no_failure = f"({no_failure} OR {Attribute.FAILURE_CODE} = {ignored})"
         try:
             self._call(
                 "update_item",
                 Key=_key(key),
                 UpdateExpression=(
-                    "SET lease_owner = :owner, lease_until = :until, #ttl = if_not_exists(#ttl, :item_ttl)"
+                    f"SET {Attribute.LEASE_OWNER} = :owner, {Attribute.LEASE_UNTIL} = :until, "
+                    "#ttl = if_not_exists(#ttl, :item_ttl)"
                 ),
                 ConditionExpression=f"NOT {condition.in_force(LEASE)} AND {no_failure} AND ({' OR '.join(stale)})",
-                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeNames={"#ttl": Attribute.TTL.value},
                 ExpressionAttributeValues={
                     **condition.values,
                     ":owner": {"S": lease.owner},
@@ -135,37 +143,42 @@ class TokenTable:
         without one, only in plaintext."""
         if self._sealer is None:
             token_values: dict[str, Any] = {":access_token": {"S": token.access_token.reveal()}}
-            set_token, remove_token = "access_token = :access_token", "sealed_token, data_key"
+            set_token, remove_token = (
+                f"{Attribute.ACCESS_TOKEN} = :access_token",
+                f"{Attribute.SEALED_TOKEN}, {Attribute.DATA_KEY}",
+            )
             if token.dpop_key is not None:
                 token_values[":dpop_key"] = {"S": token.dpop_key.reveal()}
-                set_token += ", dpop_key = :dpop_key"
+                set_token += f", {Attribute.DPOP_KEY} = :dpop_key"
             else:
-                remove_token += ", dpop_key"
+                remove_token += f", {Attribute.DPOP_KEY}"
         else:
             try:
                 sealed = self._sealer.seal(_associated_data(key, token), _sealed_payload(token))
             except SealUnavailable as failure:
                 raise self._unavailable("seal", str(failure)) from None
             token_values = {":sealed_token": {"B": sealed.sealed_token}, ":data_key": {"B": sealed.data_key}}
-            set_token, remove_token = "sealed_token = :sealed_token, data_key = :data_key", "access_token, dpop_key"
+            set_token = f"{Attribute.SEALED_TOKEN} = :sealed_token, {Attribute.DATA_KEY} = :data_key"
+            remove_token = f"{Attribute.ACCESS_TOKEN}, {Attribute.DPOP_KEY}"
         condition = _Conditions(self._clock())
         # newer than the item's token, or the item's token is impossible; or this request holds
         # the lease it took to replace the item, so nobody else has stored a token since
         newer = f"(NOT {condition.plausible(FETCH)} OR {condition.number_below(FETCH.attribute, token.fetched_at)})"
         if lease is not None:
-            newer = f"lease_owner = {condition.value({'S': lease.owner})} OR {newer}"
+            newer = f"{Attribute.LEASE_OWNER} = {condition.value({'S': lease.owner})} OR {newer}"
         try:
             self._call(
                 "update_item",
                 Key=_key(key),
                 UpdateExpression=(
-                    f"SET {set_token}, token_type = :token_type, #scope = :scope, "
-                    "expires_at = :expires_at, fetched_at = :fetched_at, #ttl = :item_ttl "
-                    f"REMOVE {remove_token}, failed_until, failure_error, failure_code"
-                    + (", lease_owner, lease_until" if lease is not None else "")
+                    f"SET {set_token}, {Attribute.TOKEN_TYPE} = :token_type, #scope = :scope, "
+                    f"{Attribute.EXPIRES_AT} = :expires_at, {Attribute.FETCHED_AT} = :fetched_at, #ttl = :item_ttl "
+                    f"REMOVE {remove_token}, {Attribute.FAILED_UNTIL}, "
+                    f"{Attribute.FAILURE_ERROR}, {Attribute.FAILURE_CODE}"
+                    + (f", {Attribute.LEASE_OWNER}, {Attribute.LEASE_UNTIL}" if lease is not None else "")
                 ),
                 ConditionExpression=newer,
-                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE, "#scope": "scope"},
+                ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues={
                     **token_values,
                     **condition.values,
@@ -185,11 +198,12 @@ class TokenTable:
             "update_item",
             Key=_key(key),
             UpdateExpression=(
-                "SET failed_until = :until, failure_error = :error, failure_code = :code, "
-                "#ttl = if_not_exists(#ttl, :item_ttl) REMOVE lease_owner, lease_until"
+                f"SET {Attribute.FAILED_UNTIL} = :until, {Attribute.FAILURE_ERROR} = :error, "
+                f"{Attribute.FAILURE_CODE} = :code, "
+                f"#ttl = if_not_exists(#ttl, :item_ttl) REMOVE {Attribute.LEASE_OWNER}, {Attribute.LEASE_UNTIL}"
             ),
-            ConditionExpression="lease_owner = :owner",
-            ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+            ConditionExpression=f"{Attribute.LEASE_OWNER} = :owner",
+            ExpressionAttributeNames={"#ttl": Attribute.TTL.value},
             ExpressionAttributeValues={
                 ":until": _n(failure.until),
                 ":error": {"S": failure.error},
@@ -206,8 +220,8 @@ class TokenTable:
             self._call(
                 "update_item",
                 Key=_key(key),
-                UpdateExpression="REMOVE lease_owner, lease_until",
-                ConditionExpression="lease_owner = :owner",
+                UpdateExpression=f"REMOVE {Attribute.LEASE_OWNER}, {Attribute.LEASE_UNTIL}",
+                ConditionExpression=f"{Attribute.LEASE_OWNER} = :owner",
                 ExpressionAttributeValues={":owner": {"S": lease.owner}},
                 tolerate_condition=True,
             )
@@ -248,8 +262,8 @@ class TokenTable:
         container writes (plaintext while sealing is on, sealed while it is off)."""
         if not any(name in item for name in TOKEN_ATTRIBUTES):
             return None
-        expires_at, fetched_at = _number(item, "expires_at"), _number(item, FETCH.attribute)
-        token_type, scope = _string(item, "token_type"), _string(item, "scope")
+        expires_at, fetched_at = _number(item, Attribute.EXPIRES_AT), _number(item, FETCH.attribute)
+        token_type, scope = _string(item, Attribute.TOKEN_TYPE), _string(item, Attribute.SCOPE)
         if expires_at is None or fetched_at is None or token_type not in TOKEN_TYPES or not is_granted_scope(scope):
             raise CannotOpen("the cached token's fields are missing, mistyped or not what a broker writes")
         if not FETCH.plausible(fetched_at, now) or expires_at <= fetched_at or not expires_at.is_integer():
@@ -268,12 +282,12 @@ class TokenTable:
     def _open(self, key: str, item: dict[str, Any], token: CachedToken) -> tuple[str, str | None]:
         """The token and its DPoP key (None for a Bearer token), as the item holds them."""
         if self._sealer is None:
-            value = _string(item, "access_token")
+            value = _string(item, Attribute.ACCESS_TOKEN)
             if not value:
                 raise CannotOpen("the cached token is not in plaintext and no KMS key is configured")
-            return value, _string(item, "dpop_key")
-        sealed_token, data_key = _binary(item, "sealed_token"), _binary(item, "data_key")
-        if sealed_token is None or data_key is None or "access_token" in item or "dpop_key" in item:
+            return value, _string(item, Attribute.DPOP_KEY)
+        sealed_token, data_key = _binary(item, Attribute.SEALED_TOKEN), _binary(item, Attribute.DATA_KEY)
+        if sealed_token is None or data_key is None or Attribute.ACCESS_TOKEN in item or Attribute.DPOP_KEY in item:
             raise CannotOpen("the cached token is not sealed (alone) while sealing is on")
         try:
             payload = self._sealer.open(_associated_data(key, token), Sealed(sealed_token, data_key))
@@ -283,8 +297,8 @@ class TokenTable:
 
     def _failure(self, item: dict[str, Any], now: float) -> Failure | None:
         """The remembered failure, if it is in force as a broker could have written it."""
-        until, error = _number(item, OUTAGE.attribute), _string(item, "failure_error")
-        code = _string(item, "failure_code")
+        until, error = _number(item, OUTAGE.attribute), _string(item, Attribute.FAILURE_ERROR)
+        code = _string(item, Attribute.FAILURE_CODE)
         if until is None or error not in REMEMBERED or code is None:
             return None
         horizon = OUTAGE if error == Outage.error else self._refusals
@@ -330,16 +344,16 @@ class _Conditions:
         return f"({self.typed(name, 'N')} AND {name} > {now} AND {name} <= {limit})"
 
     def plausible_token(self) -> str:
-        return f"({self.typed('expires_at', 'N')} AND {self.plausible(FETCH)})"
+        return f"({self.typed(Attribute.EXPIRES_AT, 'N')} AND {self.plausible(FETCH)})"
 
     def failure_in_force(self, refusals: Horizon) -> str:
         """As `read` reads a failure, but for its code's characters, which no condition can see."""
         outage = self.value({"S": Outage.error})
         refused = ", ".join(self.value({"S": code}) for code in sorted(REFUSED))
         return (
-            f"({self.typed('failure_code', 'S')} AND ("
-            f"(failure_error = {outage} AND {self.in_force(OUTAGE)}) OR "
-            f"(failure_error IN ({refused}) AND {self.in_force(refusals)})))"
+            f"({self.typed(Attribute.FAILURE_CODE, 'S')} AND ("
+            f"({Attribute.FAILURE_ERROR} = {outage} AND {self.in_force(OUTAGE)}) OR "
+            f"({Attribute.FAILURE_ERROR} IN ({refused}) AND {self.in_force(refusals)})))"
         )
 
 
