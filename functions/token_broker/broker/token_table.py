@@ -15,10 +15,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,9 +24,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from broker import observability
 from broker.decisions import CachedToken, expiry_item_ttl
 from broker.dpop import parse_private_jwk
-from broker.failures import REFUSED, REMEMBERED, Failure, Outage, stored_failure
+from broker.failures import REMEMBERED, Failure, Outage, stored_failure
 from broker.rfc6749 import is_access_token, is_granted_scope
 from broker.sensitive import Sensitive
+from broker.table_expressions import Conditions, binary, number, number_value, string
 from broker.token_sealer import CannotOpen, Sealed, SealUnavailable, TokenSealer
 from broker.token_store import (
     EMPTY,
@@ -37,7 +36,6 @@ from broker.token_store import (
     OUTAGE,
     Attribute,
     Entry,
-    Horizon,
     Lease,
     Need,
     StoreUnavailable,
@@ -92,7 +90,7 @@ class TokenTable:
         if failure is not None and not failure.well_formed():
             observability.unreadable_cache_item("a remembered failure's code is not one a broker writes")
             implausible_code, failure = failure.code, None
-        owner, lease_until = _string(item, Attribute.LEASE_OWNER), _number(item, LEASE.attribute)
+        owner, lease_until = string(item, Attribute.LEASE_OWNER), number(item, LEASE.attribute)
         lease = None
         if owner and lease_until is not None and LEASE.in_force(lease_until, now):
             lease = Lease(owner, lease_until)
@@ -100,7 +98,7 @@ class TokenTable:
             return Entry(self._token(key, item, now), failure, lease, None, implausible_code)
         except CannotOpen as reason:
             observability.unreadable_cache_item(str(reason))
-            fetched_at = _number(item, FETCH.attribute)
+            fetched_at = number(item, FETCH.attribute)
             plausible = fetched_at is not None and FETCH.plausible(fetched_at, now)
             return Entry(None, failure, lease, fetched_at if plausible else None, implausible_code)
 
@@ -108,7 +106,7 @@ class TokenTable:
         """One conditional write takes the lease if it is free, no failure is in force, and the
         token is still in `need`: no request takes the lease just after another has stored a
         fresh token or a failure."""
-        condition = _Conditions(self._clock())
+        condition = Conditions(self._clock())
         stale = [f"NOT {condition.plausible_token()}"]
         stale += [condition.number_below(attribute, bound) for attribute, bound in need.stale_below()]
         no_failure = f"NOT {condition.failure_in_force(self._refusals)}"
@@ -128,8 +126,8 @@ class TokenTable:
                 ExpressionAttributeValues={
                     **condition.values,
                     ":owner": {"S": lease.owner},
-                    ":until": _n(lease.until),
-                    ":item_ttl": _n(expiry_item_ttl(int(lease.until))),
+                    ":until": number_value(lease.until),
+                    ":item_ttl": number_value(expiry_item_ttl(int(lease.until))),
                 },
             )
         except _ConditionFailed:
@@ -160,7 +158,7 @@ class TokenTable:
             token_values = {":sealed_token": {"B": sealed.sealed_token}, ":data_key": {"B": sealed.data_key}}
             set_token = f"{Attribute.SEALED_TOKEN} = :sealed_token, {Attribute.DATA_KEY} = :data_key"
             remove_token = f"{Attribute.ACCESS_TOKEN}, {Attribute.DPOP_KEY}"
-        condition = _Conditions(self._clock())
+        condition = Conditions(self._clock())
         # newer than the item's token, or the item's token is impossible; or this request holds
         # the lease it took to replace the item, so nobody else has stored a token since
         newer = f"(NOT {condition.plausible(FETCH)} OR {condition.number_below(FETCH.attribute, token.fetched_at)})"
@@ -184,9 +182,9 @@ class TokenTable:
                     **condition.values,
                     ":token_type": {"S": token.token_type},
                     ":scope": {"S": token.scope},
-                    ":expires_at": _n(token.expires_at),
-                    ":fetched_at": _n(token.fetched_at),
-                    ":item_ttl": _n(expiry_item_ttl(token.expires_at)),
+                    ":expires_at": number_value(token.expires_at),
+                    ":fetched_at": number_value(token.fetched_at),
+                    ":item_ttl": number_value(expiry_item_ttl(token.expires_at)),
                 },
             )
         except _ConditionFailed:
@@ -205,11 +203,11 @@ class TokenTable:
             ConditionExpression=f"{Attribute.LEASE_OWNER} = :owner",
             ExpressionAttributeNames={"#ttl": Attribute.TTL.value},
             ExpressionAttributeValues={
-                ":until": _n(failure.until),
+                ":until": number_value(failure.until),
                 ":error": {"S": failure.error},
                 ":code": {"S": failure.code},
                 ":owner": {"S": lease.owner},
-                ":item_ttl": _n(expiry_item_ttl(failure.until)),
+                ":item_ttl": number_value(expiry_item_ttl(failure.until)),
             },
             tolerate_condition=True,
         )
@@ -262,8 +260,8 @@ class TokenTable:
         container writes (plaintext while sealing is on, sealed while it is off)."""
         if not any(name in item for name in TOKEN_ATTRIBUTES):
             return None
-        expires_at, fetched_at = _number(item, Attribute.EXPIRES_AT), _number(item, FETCH.attribute)
-        token_type, scope = _string(item, Attribute.TOKEN_TYPE), _string(item, Attribute.SCOPE)
+        expires_at, fetched_at = number(item, Attribute.EXPIRES_AT), number(item, FETCH.attribute)
+        token_type, scope = string(item, Attribute.TOKEN_TYPE), string(item, Attribute.SCOPE)
         if expires_at is None or fetched_at is None or token_type not in TOKEN_TYPES or not is_granted_scope(scope):
             raise CannotOpen("the cached token's fields are missing, mistyped or not what a broker writes")
         if not FETCH.plausible(fetched_at, now) or expires_at <= fetched_at or not expires_at.is_integer():
@@ -282,11 +280,11 @@ class TokenTable:
     def _open(self, key: str, item: dict[str, Any], token: CachedToken) -> tuple[str, str | None]:
         """The token and its DPoP key (None for a Bearer token), as the item holds them."""
         if self._sealer is None:
-            value = _string(item, Attribute.ACCESS_TOKEN)
+            value = string(item, Attribute.ACCESS_TOKEN)
             if not value:
                 raise CannotOpen("the cached token is not in plaintext and no KMS key is configured")
-            return value, _string(item, Attribute.DPOP_KEY)
-        sealed_token, data_key = _binary(item, Attribute.SEALED_TOKEN), _binary(item, Attribute.DATA_KEY)
+            return value, string(item, Attribute.DPOP_KEY)
+        sealed_token, data_key = binary(item, Attribute.SEALED_TOKEN), binary(item, Attribute.DATA_KEY)
         if sealed_token is None or data_key is None or Attribute.ACCESS_TOKEN in item or Attribute.DPOP_KEY in item:
             raise CannotOpen("the cached token is not sealed (alone) while sealing is on")
         try:
@@ -297,8 +295,8 @@ class TokenTable:
 
     def _failure(self, item: dict[str, Any], now: float) -> Failure | None:
         """The remembered failure, if it is in force as a broker could have written it."""
-        until, error = _number(item, OUTAGE.attribute), _string(item, Attribute.FAILURE_ERROR)
-        code = _string(item, Attribute.FAILURE_CODE)
+        until, error = number(item, OUTAGE.attribute), string(item, Attribute.FAILURE_ERROR)
+        code = string(item, Attribute.FAILURE_CODE)
         if until is None or error not in REMEMBERED or code is None:
             return None
         horizon = OUTAGE if error == Outage.error else self._refusals
@@ -310,51 +308,6 @@ class TokenTable:
 
 class _ConditionFailed(Exception):
     """A conditional write found the item in another state than it required."""
-
-
-class _Conditions:
-    """Condition expressions made from the store's horizons, at one clock reading, with their
-    values. Every comparison follows the type check that makes it meaningful."""
-
-    def __init__(self, now: float) -> None:
-        self._now = now
-        self.values: dict[str, Any] = {}  # DynamoDB refuses a value that no expression uses
-
-    def value(self, attribute_value: dict[str, Any]) -> str:
-        for name, known in self.values.items():
-            if known == attribute_value:
-                return name
-        name = f":c{len(self.values)}"
-        self.values[name] = attribute_value
-        return name
-
-    def typed(self, attribute: str, type_code: str) -> str:
-        return f"attribute_type({attribute}, {self.value({'S': type_code})})"
-
-    def number_below(self, attribute: str, bound: float) -> str:
-        return f"({self.typed(attribute, 'N')} AND {attribute} < {self.value(_n(bound))})"
-
-    def plausible(self, horizon: Horizon) -> str:
-        limit = self.value(_n(self._now + horizon.ahead))
-        return f"({self.typed(horizon.attribute, 'N')} AND {horizon.attribute} <= {limit})"
-
-    def in_force(self, horizon: Horizon) -> str:
-        now, limit = self.value(_n(self._now)), self.value(_n(self._now + horizon.ahead))
-        name = horizon.attribute
-        return f"({self.typed(name, 'N')} AND {name} > {now} AND {name} <= {limit})"
-
-    def plausible_token(self) -> str:
-        return f"({self.typed(Attribute.EXPIRES_AT, 'N')} AND {self.plausible(FETCH)})"
-
-    def failure_in_force(self, refusals: Horizon) -> str:
-        """As `read` reads a failure, but for its code's characters, which no condition can see."""
-        outage = self.value({"S": Outage.error})
-        refused = ", ".join(self.value({"S": code}) for code in sorted(REFUSED))
-        return (
-            f"({self.typed(Attribute.FAILURE_CODE, 'S')} AND ("
-            f"({Attribute.FAILURE_ERROR} = {outage} AND {self.in_force(OUTAGE)}) OR "
-            f"({Attribute.FAILURE_ERROR} IN ({refused}) AND {self.in_force(refusals)})))"
-        )
 
 
 def _associated_data(key: str, token: CachedToken) -> bytes:
@@ -388,30 +341,3 @@ def _opened_payload(payload: str, token_type: str) -> tuple[str, str | None]:
 
 def _key(key: str) -> dict[str, Any]:
     return {PARTITION_KEY: {"S": key}}
-
-
-def _n(value: float) -> dict[str, str]:
-    return {"N": repr(round(value, 3)) if isinstance(value, float) else str(value)}
-
-
-def _number(item: dict[str, Any], name: str) -> float | None:
-    attribute = item.get(name)
-    if not isinstance(attribute, dict) or not isinstance(attribute.get("N"), str):
-        return None
-    try:
-        value = float(Decimal(attribute["N"]))
-    except (InvalidOperation, OverflowError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _string(item: dict[str, Any], name: str) -> str | None:
-    attribute = item.get(name)
-    value = attribute.get("S") if isinstance(attribute, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _binary(item: dict[str, Any], name: str) -> bytes | None:
-    attribute = item.get(name)
-    value = attribute.get("B") if isinstance(attribute, dict) else None
-    return value if isinstance(value, bytes) else None
