@@ -10,7 +10,7 @@ Adapters for HTTP clients, imported only when used: `token_client.requests_auth`
 `token_client.httpx_auth`, `token_client.urllib3_auth`.
 """
 
-from token_client.client import DEFAULT_MIN_TTL_SECONDS, Scopes, Token, TokenClient
+from token_client.client import DEFAULT_MIN_TTL_SECONDS, Scopes, TokenClient
 from token_client.errors import (
     BrokerFailed,
     BrokerForbidden,
@@ -20,6 +20,7 @@ from token_client.errors import (
     DpopRequired,
     TokenBrokerError,
 )
+from token_client.tokens import Token
 
 # The package's version, released as token-client on PyPI (the one place it is written).
 __version__ = "0.4.0"

@@ -10,7 +10,6 @@ window (below the min TTL) callers wait for one broker call, shared among thread
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import threading
@@ -24,6 +23,7 @@ from urllib3.util import parse_url
 
 from token_client.dpop import NONCE_HEADER, USE_NONCE, DpopKey, KeyNotUsable
 from token_client.errors import BrokerFailed, ClientMisconfigured, DpopRequired, TokenBrokerError
+from token_client.tokens import Ask, AskAhead, Held, Token, UseKept, WaitForOther, next_move
 from token_client.transports import HttpTransport, LambdaTransport
 
 if TYPE_CHECKING:  # boto3-stubs' types, where installed; nothing is imported at run time
@@ -37,9 +37,6 @@ BROKER_AUDIENCE_ENV = "TOKEN_BROKER_AUDIENCE"
 DEFAULT_MIN_TTL_SECONDS = 60
 # A thread waiting for another's broker call gives up after this long.
 WAIT_FOR_OTHER_SECONDS = 25.0
-# The advisory window: this long before a token would fall below the caller's min TTL, or a
-# quarter of the token's life if that is shorter.
-ADVISORY_SECONDS = 60.0
 # The resource servers' DPoP nonces a client keeps, one per origin.
 NONCES_MAX = 256
 _NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,512}")  # RFC 9449 §8.1: NQCHAR
@@ -50,38 +47,6 @@ logger = logging.getLogger("token_client")
 _Key = tuple[str, frozenset[str] | None]
 # Scopes as a list, or as OAuth writes them: one string, space-separated ("orders.read orders.write").
 Scopes = str | Iterable[str]
-
-
-@dataclass(frozen=True)
-class Token:
-    """An access token with what the broker said of it. Its repr never shows the value."""
-
-    value: str = field(repr=False)
-    expires_at: float  # epoch seconds
-    scope: str
-    token_type: str = "Bearer"
-    received_at: float = field(default=0.0, repr=False, compare=False)  # epoch seconds
-    dpop_key: DpopKey | None = field(default=None, repr=False, compare=False)  # a DPoP token's key
-
-    def expires_in(self, now: float | None = None) -> float:
-        return self.expires_at - (time.time() if now is None else now)
-
-    @property
-    def advisory_seconds(self) -> float:
-        """How long before the mandatory window the advisory one opens, for this token."""
-        return min(ADVISORY_SECONDS, (self.expires_at - self.received_at) / 4)
-
-    @property
-    def authorization(self) -> str:
-        """The `Authorization` header's value."""
-        return f"{self.token_type} {self.value}"
-
-    def headers(self, method: str, url: str, nonce: str | None = None) -> dict[str, str]:
-        """What one request to `url` carries: the `Authorization` header, and for a DPoP token
-        a fresh proof for this method and URL (RFC 9449 §7.1)."""
-        if self.dpop_key is None:
-            return {"Authorization": self.authorization}
-        return {"Authorization": self.authorization, "DPoP": self.dpop_key.proof(method, url, self.value, nonce)}
 
 
 @dataclass
@@ -155,27 +120,28 @@ class TokenClient:
     def token(self, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None) -> Token:
         """A token for `profile` with at least `min_ttl` seconds (default 60) left, with its
         expiry, scope and type. `scopes` is a list, or one space-separated string; default: the
-        profile's."""
+        profile's. What to do is `next_move`'s; this carries it out."""
         key = _key(profile, scopes)
         floor = DEFAULT_MIN_TTL_SECONDS if min_ttl is None else min_ttl
         while True:
             with self._lock:
-                kept, call, lead = self._kept(key, floor), self._calls.get(key), False
-                if kept is not None:
-                    life_left = kept.expires_in(self._clock())
-                    advisory = life_left < floor + kept.advisory_seconds
-                    if not advisory or call is not None or self._advised.get(key) == kept.value:
-                        return kept
-                    # the advisory window: this thread asks for the next token, the others keep this one
-                    self._advised[key] = kept.value
-                    call = self._calls[key] = _Call(advisory=True)
-                elif call is None:
-                    call, lead = self._calls.setdefault(key, _Call()), True
-                force_refresh = key in self._refused
-            if kept is not None:
-                return self._advise(key, call, kept, floor + math.ceil(kept.advisory_seconds))
-            if lead:
-                return self._lead(key, call, min_ttl, force_refresh)
+                held = Held(self._tokens.get(key), key in self._calls, key in self._refused, self._advised.get(key))
+                move = next_move(held, floor, self._clock())
+                match move:  # what the move claims is claimed under the lock
+                    case AskAhead():
+                        self._advised[key] = move.token.value
+                        call = self._calls[key] = _Call(advisory=True)
+                    case Ask():
+                        call = self._calls[key] = _Call()
+                    case WaitForOther():
+                        call = self._calls[key]
+            match move:
+                case UseKept():
+                    return move.token
+                case AskAhead():
+                    return self._advise(key, call, move.token, move.min_ttl)
+                case Ask():
+                    return self._lead(key, call, min_ttl, move.force_refresh)
             if not call.done.wait(WAIT_FOR_OTHER_SECONDS):
                 raise TokenBrokerError("broker_unreachable", 503, "timed out waiting for another thread's broker call")
             if call.error is not None and not call.advisory:
@@ -231,13 +197,6 @@ class TokenClient:
                 return
             self._tokens.pop(key, None)
             self._refused.add(key)
-
-    def _kept(self, key: _Key, floor: int) -> Token | None:
-        """The kept token, if it has `floor` seconds left and was not refused; under the lock."""
-        token = self._tokens.get(key)
-        if token is None or key in self._refused or token.expires_in(self._clock()) < floor:
-            return None
-        return token
 
     def _advise(self, key: _Key, call: _Call, current: Token, wanted: int) -> Token:
         """One advisory call, for a token that outlives the advisory window; if it fails, the

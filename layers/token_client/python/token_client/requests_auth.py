@@ -14,8 +14,9 @@ from typing import Any
 
 import requests
 
-from token_client.client import ForProfile, Token, same_origin
+from token_client.client import ForProfile, same_origin
 from token_client.errors import raised_as
+from token_client.tokens import Token
 
 _RETRIED = "_token_client_retried"
 
