@@ -103,19 +103,21 @@ def pool_manager(**settings: Any) -> urllib3.PoolManager:
     return manager
 
 
-def post(
-    pool: urllib3.PoolManager,
-    url: str,
-    body: str,
-    headers: dict[str, str],
-    *,
-    deadline: float,
-    connect_timeout: float,
-    read_timeout: float,
-    max_bytes: int,
-) -> Answer:
-    """POSTs `body` and reads at most `max_bytes` + 1 of the answer, all before `deadline`
-    (epoch seconds). Raises `ExchangeTimeout` or `ExchangeFailed`."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one exchange may take: `deadline` (epoch seconds) bounds the whole of it; the
+    timeouts bound each socket operation; at most `max_bytes` of the answer are read."""
+
+    deadline: float
+    connect_timeout: float
+    read_timeout: float
+    max_bytes: int
+
+
+def post(pool: urllib3.PoolManager, url: str, body: str, headers: dict[str, str], limits: Limits) -> Answer:
+    """POSTs `body` and reads at most `max_bytes` + 1 of the answer, all before the deadline.
+    Raises `ExchangeTimeout` or `ExchangeFailed`."""
+    deadline, max_bytes = limits.deadline, limits.max_bytes
     left = deadline - time.time()
     if left <= 0:
         raise ExchangeTimeout
@@ -130,7 +132,7 @@ def post(
             url,
             body=body,
             headers=headers,
-            timeout=Timeout(connect=min(connect_timeout, left), read=min(read_timeout, left)),
+            timeout=Timeout(connect=min(limits.connect_timeout, left), read=min(limits.read_timeout, left)),
             redirect=False,
             preload_content=False,
         )

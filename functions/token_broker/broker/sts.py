@@ -20,7 +20,7 @@ from broker import observability
 from broker.caller_proof import BODY, CONTENT_TYPE, Audience, CallerProof, sts_request_headers
 from broker.callers import PARTITION, Principal, principal_of
 from broker.errors import AccessDenied, AuthenticationUnavailable, ProfileMisconfigured, UpstreamUnavailable
-from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
+from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, Limits, pool_manager, post
 from broker.sensitive import Sensitive
 
 PARTITION_SUFFIXES = {
@@ -210,16 +210,8 @@ class Sts:
         """STS's answer at `host` (or the loopback endpoint that replaces it); None, logged, when
         STS could not be reached before `deadline`."""
         try:
-            return post(
-                self._pool,  # type: ignore[arg-type]
-                self._override or f"https://{host}/",
-                body,
-                headers,
-                deadline=deadline,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
-                max_bytes=MAX_ANSWER_BYTES,
-            )
+            limits = Limits(deadline, CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, MAX_ANSWER_BYTES)
+            return post(self._pool, self._override or f"https://{host}/", body, headers, limits)  # type: ignore[arg-type]
         except (ExchangeTimeout, ExchangeFailed) as failure:
             observability.logger.warning("STS unreachable", extra={"failure": type(failure).__name__})
             return None

@@ -18,7 +18,7 @@ from broker.bounded import BoundedMap
 from broker.client_auth import Attempt
 from broker.decisions import token_lifetime
 from broker.errors import InvalidScope, UpstreamError, UpstreamUnavailable
-from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, pool_manager, post
+from broker.http_exchange import Answer, ExchangeFailed, ExchangeTimeout, Limits, pool_manager, post
 from broker.profiles import Profile
 from broker.rfc6749 import is_access_token, is_error_code, is_granted_scope
 from broker.sensitive import Sensitive
@@ -157,16 +157,8 @@ class TokenEndpoint:
                 **bound.headers(profile.token_url, now, self._nonces.get(profile.token_url)),
             }
             # the deadline bounds the whole exchange: a server trickling its answer is cut off
-            answer = post(
-                credentials.pool or self._pool,
-                profile.token_url,
-                urlencode(form),
-                headers,
-                deadline=deadline,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
-                max_bytes=MAX_RESPONSE_BYTES,
-            )
+            limits = Limits(deadline, CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES)
+            answer = post(credentials.pool or self._pool, profile.token_url, urlencode(form), headers, limits)
             nonce = answer.headers.get(dpop.NONCE_HEADER)
             if not dpop.is_nonce(nonce):
                 return answer

@@ -64,7 +64,7 @@ class TokenClient:
     Thread-safe: threads asking for the same key share one broker call.
     """
 
-    def __init__(
+    def __init__(  # the contract's keyword options, each a way to name the broker or its credentials
         self,
         function_arn: str | None = None,
         lambda_client: LambdaClient | None = None,

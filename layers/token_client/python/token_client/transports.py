@@ -111,9 +111,8 @@ class LambdaTransport:
         while True:
             credentials = _frozen_credentials(self._session, "invoke the broker")
             try:
-                response = _signed_post(
-                    self._pool, self._url, payload, headers, credentials, "lambda", self._broker.region
-                )
+                signer = SigV4Auth(credentials, "lambda", self._broker.region)
+                response = _signed_post(self._pool, self._url, payload, headers, signer)
             except urllib3.exceptions.ReadTimeoutError as error:  # the broker had its 15 s: asking again won't help
                 raise BrokerUnreachable("the broker could not be invoked: ReadTimeoutError") from error
             except urllib3.exceptions.HTTPError as error:
@@ -212,9 +211,8 @@ class HttpTransport:
         credentials = _frozen_credentials(self._session, "sign the request")
         headers = {"Content-Type": "application/json"}
         try:
-            response = _signed_post(
-                self._pool, self.url, body, headers, credentials, "execute-api", self._region_name()
-            )
+            signer = SigV4Auth(credentials, "execute-api", self._region_name())
+            response = _signed_post(self._pool, self.url, body, headers, signer)
         except urllib3.exceptions.HTTPError as error:
             raise BrokerUnreachable(f"the broker's route could not be reached: {type(error).__name__}") from error
         try:
@@ -253,18 +251,12 @@ def _proof(prover: Prover) -> dict[str, Any]:
 
 
 def _signed_post(
-    pool: urllib3.PoolManager,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    credentials: Any,
-    service: str,
-    region: str,
+    pool: urllib3.PoolManager, url: str, body: bytes, headers: dict[str, str], signer: SigV4Auth
 ) -> urllib3.BaseHTTPResponse:
-    """`body` POSTed to `url`, SigV4-signed for `service` in `region`, with the transports'
-    timeouts and no retries or redirects of urllib3's own (the transports decide)."""
+    """`body` POSTed to `url`, signed by `signer` (SigV4, for a service and region), with the
+    transports' timeouts and no retries or redirects of urllib3's own (the transports decide)."""
     signed = AWSRequest("POST", url, data=body, headers=headers)
-    SigV4Auth(credentials, service, region).add_auth(signed)
+    signer.add_auth(signed)
     timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
     return pool.request(
         "POST", url, body=body, headers=dict(signed.headers), timeout=timeout, retries=False, redirect=False
