@@ -18,8 +18,8 @@ import urllib3
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 
-from devstack.authserver import Fault, FederatedCredential, LocalAuthorizationServer, certificate_thumbprint
-from devstack.sts import LocalSts
+from devstack.local.authserver import Fault, FederatedCredential, LocalAuthorizationServer, certificate_thumbprint
+from devstack.local.sts import LocalSts, with_proof
 from tests.conftest import BROKER_ROLE_ARN, CONSUMER_ROLE_ARN, SECRETS_USED, Broker, Profiles
 from tests.credentials import certificate_pem, private_key, private_pem
 
@@ -162,10 +162,12 @@ class TestWebIdentityTokens:
         fault: Fault,
     ) -> None:
         profile = profiles.create_web_identity()
-        broker.invoke({"profile": "warm-the-caller-proof"})  # the caller's proof costs no STS call below
+        # one proof, reused as token_client reuses it: once accepted, it costs no STS call below
+        proof = with_proof({}, broker.caller)["caller_proof"]
+        broker.invoke({"profile": "warm-the-caller-proof", "caller_proof": proof})
         local_sts.fail_next(*[fault] * 8)
 
-        answer = broker.invoke({"profile": profile}, timeout_seconds=5).answer
+        answer = broker.invoke({"profile": profile, "caller_proof": proof}, timeout_seconds=5).answer
 
         assert (answer["error"], answer["status"]) == ("upstream_unavailable", 503)
         assert answer["retry_after"] >= 1
