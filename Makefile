@@ -73,7 +73,7 @@ lint: $(INSTALLED) $(TOOLS_INSTALLED)
 	$(BIN)/sam validate --lint
 	$(BIN)/sam validate --region us-east-1
 	$(TOOLS)/checkov --file template.yaml --file bootstrap.yaml --file docs/profile-role.yaml --framework cloudformation --compact --quiet --skip-download
-	$(BIN)/python -m devstack.iam_audit
+	$(BIN)/python -m devstack.deploy.iam_audit
 	$(TOOLS)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(TOOLS)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	$(TOOLS)/zizmor --offline --persona auditor .github
@@ -90,8 +90,8 @@ $(TOOLS_INSTALLED): requirements-tools.txt
 # the build fails for any without. Prints what it built.
 build: $(INSTALLED)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel
-	$(BIN)/python -m devstack.bytecode
-	$(BIN)/python -m devstack.artifacts
+	$(BIN)/python -m devstack.measure.bytecode
+	$(BIN)/python -m devstack.measure.artifacts
 
 # token_client's release files in .dist/: the wheel and sdist, built once with the locked build
 # tools (the release workflow attests and publishes exactly these).
@@ -124,14 +124,14 @@ smoke: $(INSTALLED)
 	$(BIN)/python scripts/smoke.py --stack "$(STACK)" $(if $(PROFILE),--profile "$(PROFILE)")
 
 demo: $(LOCAL_INSTALLED)
-	$(BIN)/python -m devstack.demo
+	$(BIN)/python -m devstack.local.demo
 
 serve: $(LOCAL_INSTALLED)
-	$(BIN)/python -m devstack.serve
+	$(BIN)/python -m devstack.local.serve
 
 # Measured on what ships: the build first.
 bench: build
-	$(BIN)/python -m devstack.bench
+	$(BIN)/python -m devstack.measure.bench
 
 clean:
 	rm -rf $(VENV) .venv-tools .venv-release .venv-dist-check .aws-sam .bench .dist .smoke-deps .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.aws import LocalAws
-from devstack.container import ContainerProcess
-from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
-from devstack.resource_server import LocalResourceServer
-from devstack.stack import create_profile, create_web_identity_profile
-from devstack.sts import Issued, LocalSts, credentials_environment, with_proof
+from devstack.local.authserver import LocalAuthorizationServer
+from devstack.local.aws import LocalAws
+from devstack.local.container import ContainerProcess
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.lambda_host import BROKER_ENVIRONMENT, Invocation, invoke, load_handler_module, put_on_path
+from devstack.local.resource_server import LocalResourceServer
+from devstack.local.stack import create_profile, create_web_identity_profile
+from devstack.local.sts import Issued, LocalSts, credentials_environment, with_proof
 from tests import emf
 
 put_on_path()
@@ -425,7 +425,7 @@ class Broker:
         go and fetched `age` seconds ago; returns it."""
         from broker.config import Settings
         from broker.profiles import parse_profile
-        from devstack.fleet_model import seed_token
+        from devstack.measure.fleet_model import seed_token
 
         value = f"seeded-{profile}-{secrets.token_hex(4)}"
         parsed = parse_profile(profile, json.dumps(profiles.document(profile)))

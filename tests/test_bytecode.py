@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.artifacts import BUILD
-from devstack.bytecode import compile_tree, without_bytecode
+from devstack.measure.artifacts import BUILD
+from devstack.measure.bytecode import compile_tree, without_bytecode
 from devstack.template import ROOT
 
 pytestmark = pytest.mark.slow

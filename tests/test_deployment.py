@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from broker.sts import PROFILE_TAG
-from devstack import deployment
-from devstack.deployment import (
+from devstack.deploy import deployment
+from devstack.deploy.deployment import (
     BOUNDARY,
     DEPLOY_ROLE,
     STACK,
@@ -28,7 +28,7 @@ from devstack.deployment import (
     needs,
     transformed,
 )
-from devstack.iam import ACCOUNT, PARTITION, REGION, Request, acts_on, allows, known_action, like, resolved
+from devstack.deploy.iam import ACCOUNT, PARTITION, REGION, Request, acts_on, allows, known_action, like, resolved
 from devstack.template import ROOT, load_template
 from devstack.template import TEMPLATE as TEMPLATE_PATH
 
@@ -99,7 +99,7 @@ SHARED = {
 
 
 def test_nothing_is_granted_on_a_name_the_stack_does_not_use() -> None:
-    from devstack.iam import _formats
+    from devstack.deploy.iam import _formats
 
     loose = []
     for statement in deploy_policy():
@@ -280,7 +280,7 @@ def test_the_deploy_role_is_assumed_only_by_its_environments_jobs_or_the_named_o
 
 
 def test_cloudsplaining_finds_nothing_unscoped_and_nothing_without_a_reason() -> None:
-    from devstack.iam_audit import policies, problems
+    from devstack.deploy.iam_audit import policies, problems
 
     assert {"bootstrap.yaml DeployPolicy", "bootstrap.yaml PermissionsBoundary"} <= set(policies())
     assert problems() == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-from devstack.authserver import LocalAuthorizationServer
+from devstack.local.authserver import LocalAuthorizationServer
 from tests.conftest import Broker, Profiles, leaked
 
 

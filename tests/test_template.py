@@ -444,14 +444,14 @@ BROKER_ROLE = "arn:aws:iam::123456789012:role/tb-dev-TokenBrokerFunctionRole-ABC
 
 
 def assume(role: str, tags: dict[str, str]) -> list[Any]:
-    from devstack.iam import Request
+    from devstack.deploy.iam import Request
 
     context = {"aws:TagKeys": list(tags), **{f"aws:RequestTag/{key}": value for key, value in tags.items()}}
     return [Request(action, role, context) for action in ("sts:AssumeRole", "sts:TagSession")]
 
 
 def profile_role(stack: str, profile: str) -> Any:
-    from devstack.iam import resolved
+    from devstack.deploy.iam import resolved
 
     document = load_template(ROOT / "docs" / "profile-role.yaml")
     values = {
@@ -465,7 +465,7 @@ def profile_role(stack: str, profile: str) -> Any:
 
 
 def broker_role_policy(stack: str) -> Any:
-    from devstack.iam import resolved
+    from devstack.deploy.iam import resolved
 
     values = {"AWS::Partition": "aws", "AWS::AccountId": "123456789012", "AWS::StackName": stack}
     statements = RESOURCES["ProfileRolesPolicy"]["Properties"]["PolicyDocument"]["Statement"]
@@ -487,7 +487,7 @@ def broker_role_policy(stack: str) -> Any:
 def test_the_brokers_roles_assume_only_profile_roles_of_their_stack_and_only_tagged(
     role: str, tags: dict[str, str], allowed: bool
 ) -> None:
-    from devstack.iam import allows
+    from devstack.deploy.iam import allows
 
     policy = broker_role_policy("tb-dev")
     assert RESOURCES["ProfileRolesPolicy"]["Properties"]["Roles"] == [{"Ref": f"{n}Role"} for n in BROKER_FUNCTIONS]
@@ -505,7 +505,7 @@ def test_the_brokers_roles_assume_only_profile_roles_of_their_stack_and_only_tag
     ids=["the-broker-for-its-profile", "the-broker-for-another-profile", "anyone-else"],
 )
 def test_a_profile_role_trusts_the_broker_only_for_its_own_profile(principal: str, tag: str, allowed: bool) -> None:
-    from devstack.iam import allows
+    from devstack.deploy.iam import allows
 
     # Given the role of profile "orders", named by a secret writer from profile "billing" too
     trust = profile_role("tb-dev", "orders")["AssumeRolePolicyDocument"]["Statement"]
@@ -517,7 +517,7 @@ def test_a_profile_role_trusts_the_broker_only_for_its_own_profile(principal: st
 def test_a_profile_role_gets_five_minute_web_identity_tokens_for_its_audience_only() -> None:
     from broker.client_auth.web_identity import ASSERTION_ALGORITHMS
     from broker.sts import WEB_IDENTITY_SECONDS
-    from devstack.iam import Request, allows
+    from devstack.deploy.iam import Request, allows
 
     role = profile_role("tb-dev", "orders")
     assert role["Path"] == "/token-broker-profiles/tb-dev/"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from devstack.iam import ACCOUNT, PARTITION, REGION, Context, request_arns, resolved
+from devstack.deploy.iam import ACCOUNT, PARTITION, REGION, Context, request_arns, resolved
 from devstack.template import ROOT, TEMPLATE, load_template
 
 BOOTSTRAP = ROOT / "bootstrap.yaml"

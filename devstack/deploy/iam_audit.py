@@ -1,6 +1,6 @@
 """Every IAM policy the project writes, read by cloudsplaining (an IAM analyzer) as the account will
 hold it: bootstrap.yaml's deploy policy and boundary, template.yaml's policies, and any policy in
-the docs. `python -m devstack.iam_audit` (make lint) prints each privilege-escalation and
+the docs. `python -m devstack.deploy.iam_audit` (make lint) prints each privilege-escalation and
 resource-exposure finding with why it is safe, and fails for one without a reason, for a reason
 no finding needs any more, and for any finding of its default scan (an action that a resource
 or a condition does not limit).
@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.deployment import application_values, bootstrap_policies, transformed
-from devstack.iam import resolved
+from devstack.deploy.deployment import application_values, bootstrap_policies, transformed
+from devstack.deploy.iam import resolved
 from devstack.template import ROOT, load_template
 
 # What makes each finding of the strict scan safe, by policy and finding.

@@ -28,8 +28,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
-from devstack.dpop_check import Nonces, ProofChecker, ProofRefused
-from devstack.loopback import LoopbackServer
+from devstack.local.dpop_check import Nonces, ProofChecker, ProofRefused
+from devstack.local.loopback import LoopbackServer
 
 JWT_SIGNING_KEY = OctKey.generate_key(256)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here

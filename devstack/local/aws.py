@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
-from devstack.loopback import LoopbackServer
+from devstack.local.loopback import LoopbackServer
 from devstack.template import table_definition, ttl_attribute
 
 REGION = "us-east-1"

@@ -1,6 +1,6 @@
 """One Lambda container in its own process: reads events as JSON lines, answers each in turn.
 
-Run as `python -m devstack.container` with the broker's environment set. Each answer is a
+Run as `python -m devstack.local.container` with the broker's environment set. Each answer is a
 line `ANSWER {"answer": ..., "metrics": [...], "milliseconds": ...}` on stdout; everything
 else on stdout and stderr is what the function logged.
 """
@@ -16,8 +16,8 @@ import sys
 import time
 from typing import Any
 
-from devstack.lambda_host import invoke, load_handler_module
-from devstack.sts import Issued, with_proof
+from devstack.local.lambda_host import invoke, load_handler_module
+from devstack.local.sts import Issued, with_proof
 from devstack.template import ROOT
 
 ANSWER_PREFIX = "ANSWER "
@@ -53,7 +53,7 @@ class ContainerProcess:
     ) -> ContainerProcess:
         """`caller`, when given, signs a caller proof into every event sent that lacks one."""
         process = subprocess.Popen(  # nosec B603
-            [sys.executable, "-m", "devstack.container"],
+            [sys.executable, "-m", "devstack.local.container"],
             cwd=ROOT,
             env={**os.environ, **environment},
             stdin=subprocess.PIPE,

@@ -20,10 +20,10 @@ import os
 import warnings
 from typing import Any
 
-from devstack.container import ContainerProcess
-from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import RENEWAL_FUNCTION_ARN, invoke, load_handler_module
-from devstack.stack import (
+from devstack.local.container import ContainerProcess
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.lambda_host import RENEWAL_FUNCTION_ARN, invoke, load_handler_module
+from devstack.local.stack import (
     DEMO_PROFILE,
     DEVELOPER_ROLE_ARN,
     DPOP_CLIENT,
@@ -32,7 +32,7 @@ from devstack.stack import (
     create_profile,
     create_web_identity_profile,
 )
-from devstack.sts import Issued, with_proof
+from devstack.local.sts import Issued, with_proof
 
 TIERS = {"MemoryHit": "memory tier", "TableHit": "DynamoDB tier", "TokenRequests": "authorization server"}
 # POWERTOOLS_LOG_LEVEL=DEBUG (or INFO) make demo: the handler logs at that level, above each step
@@ -127,7 +127,7 @@ def ahead(stack: LocalStack, app: Any, api: LocalLambdaApi, environment: dict[st
     from broker.config import Settings
     from broker.profiles import parse_profile
     from broker.wiring import aws_clients
-    from devstack.fleet_model import seed_token
+    from devstack.measure.fleet_model import seed_token
 
     document = create_profile(stack.aws, stack.server, "okta-ahead", "ahead-app", allowed_callers=[DEVELOPER_ROLE_ARN])
     profile = parse_profile("okta-ahead", json.dumps(document))

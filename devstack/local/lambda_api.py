@@ -27,10 +27,10 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from devstack.container import ContainerProcess
-from devstack.lambda_host import FUNCTION_ARN, RENEWAL_FUNCTION_ARN, ClientContext, LambdaContext
-from devstack.loopback import LoopbackServer
-from devstack.sts import LocalSts
+from devstack.local.container import ContainerProcess
+from devstack.local.lambda_host import FUNCTION_ARN, RENEWAL_FUNCTION_ARN, ClientContext, LambdaContext
+from devstack.local.loopback import LoopbackServer
+from devstack.local.sts import LocalSts
 
 # What Lambda calls the refusals of a signature that the local STS names as STS does.
 LAMBDA_REFUSALS = {

@@ -15,9 +15,9 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.dpop_check import Nonces, ProofChecker, ProofRefused
-from devstack.loopback import LoopbackServer
+from devstack.local.authserver import LocalAuthorizationServer
+from devstack.local.dpop_check import Nonces, ProofChecker, ProofRefused
+from devstack.local.loopback import LoopbackServer
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import RENEWAL_FUNCTION_ARN, load_handler_module
-from devstack.stack import DEMO_PROFILE, DPOP_PROFILE, LocalStack
-from devstack.sts import Issued
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.lambda_host import RENEWAL_FUNCTION_ARN, load_handler_module
+from devstack.local.stack import DEMO_PROFILE, DPOP_PROFILE, LocalStack
+from devstack.local.sts import Issued
 
 PORT_VARIABLE = "TOKEN_BROKER_PORT"
 DEFAULT_PORT = 3001

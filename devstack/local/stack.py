@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from devstack.authserver import FederatedCredential, LocalAuthorizationServer
-from devstack.aws import LocalAws
-from devstack.lambda_host import BROKER_ENVIRONMENT, RENEWAL_FUNCTION_ARN
-from devstack.resource_server import LocalResourceServer
-from devstack.sts import Issued, LocalSts, credentials_environment
+from devstack.local.authserver import FederatedCredential, LocalAuthorizationServer
+from devstack.local.aws import LocalAws
+from devstack.local.lambda_host import BROKER_ENVIRONMENT, RENEWAL_FUNCTION_ARN
+from devstack.local.resource_server import LocalResourceServer
+from devstack.local.sts import Issued, LocalSts, credentials_environment
 
 if TYPE_CHECKING:
-    from devstack.lambda_api import LocalLambdaApi
+    from devstack.local.lambda_api import LocalLambdaApi
 
 DEMO_PROFILE = "okta-default"
 DEMO_CLIENT = "demo-service-app"

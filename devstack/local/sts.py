@@ -34,9 +34,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from werkzeug.wrappers import Request, Response
 
-from devstack.authserver import Fault, Faults
-from devstack.lambda_host import FUNCTION_ARN
-from devstack.loopback import LoopbackServer
+from devstack.local.authserver import Fault, Faults
+from devstack.local.lambda_host import FUNCTION_ARN
+from devstack.local.loopback import LoopbackServer
 from token_client.caller_proof import Broker, sign_caller_proof
 
 ACCOUNT = "123456789012"

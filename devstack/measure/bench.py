@@ -1,7 +1,7 @@
 """`make bench`: the broker's figures beside their targets. Prints one table and writes
 bench-results.json. Figures, not pass/fail: the test suite holds no timed assertions.
 
-- Cold start, measured on what ships (`devstack.coldstart`): CPU time of a clean interpreter
+- Cold start, measured on what ships (`devstack.measure.coldstart`): CPU time of a clean interpreter
   with `make build`'s output on its path (and the runtime's SDK, no awscrt) that imports the
   handler and serves one request whose token is in DynamoDB; beside the floor (boto3, the
   DynamoDB and Secrets Manager clients, one GetItem), the same build without bytecode (as SAM's
@@ -13,7 +13,7 @@ bench-results.json. Figures, not pass/fail: the test suite holds no timed assert
 - Hot path: the handler called bare (as Lambda's runtime calls it) for a memory hit, a
   DynamoDB hit (with and without KMS) and a renewal, at INFO with its output to /dev/null; and
   the AWS calls each makes, counted at moto's server.
-- DPoP (`devstack.bench_dpop`): a consumer's proof for each algorithm and signer, a DPoP memory
+- DPoP (`devstack.measure.bench_dpop`): a consumer's proof for each algorithm and signer, a DPoP memory
   hit beside a Bearer one, and 8 containers asking for one cold DPoP key.
 - Stampedes: 8, 16 and 32 containers (each its own process) asking for one key at once.
 - Renewal against a slow server: 8 containers with a token in its refresh-ahead window, handing
@@ -30,7 +30,6 @@ bench-results.json. Figures, not pass/fail: the test suite holds no timed assert
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import socket
@@ -45,15 +44,9 @@ import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from devstack import bench_dpop
-from devstack.artifacts import BUILD, FUNCTION_CODE_LIMIT, LAYER_LIMIT, artifact_sizes
-from devstack.authserver import Fault
-from devstack.coldstart import measure as measure_cold_start
-from devstack.coldstart import measure_consumer, tracing_environment
-from devstack.container import ContainerProcess
-from devstack.fleet_model import SimulatedFleet, latency_ms, percentile, seed_token
-from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import (
+from devstack.local.container import ContainerProcess
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.lambda_host import (
     BROKER_ENVIRONMENT,
     FUNCTION_ARN,
     RENEWAL_FUNCTION_ARN,
@@ -61,23 +54,20 @@ from devstack.lambda_host import (
     invoke,
     load_handler_module,
 )
-from devstack.stack import DEMO_PROFILE, DEVELOPER_ROLE_ARN, LocalStack, create_profile
-from devstack.sts import credentials_environment, with_proof
+from devstack.local.stack import DEMO_PROFILE, DEVELOPER_ROLE_ARN, LocalStack, create_profile
+from devstack.local.sts import credentials_environment, with_proof
+from devstack.measure import bench_dpop, bench_trouble
+from devstack.measure.artifacts import BUILD, artifact_sizes
+from devstack.measure.bench_report import report
+from devstack.measure.coldstart import measure as measure_cold_start
+from devstack.measure.coldstart import measure_consumer, tracing_environment
+from devstack.measure.fleet_model import percentile
 from devstack.template import ROOT
 
 CONTAINER_COUNTS = (8, 16, 32)
-TROUBLE_CONTAINERS = 8
-OUTAGE_SECONDS = 12.0  # how long the containers keep asking during an outage
-# a hung server: far longer than a refresh-ahead's one try, shorter than the back-off after it,
-# so that the server's count of requests at once is the broker's, not the server's own lag
-OUTAGES = {"500": Fault(status=500), "hang (4 s)": Fault(status=503, delay=4)}
-SCALE_MODEL = (200, 50)  # containers, and reads (and writes) per item and second the table allows
 RENEWAL_DELAY_SECONDS = 0.5  # the authorization server's answer time during the stampedes
 WINDOW_LIFETIME_SECONDS = 8
-SLOW_SERVER_DELAYS = (0.1, 1.0, 3.0, 8.0)
-SLOW_SERVER_CONTAINERS = 8
 HOT_RUNS = 5_000
-MEMORY_HIT_TARGET_US = 60
 TABLE_RUNS = 300
 RESULTS = ROOT / "bench-results.json"
 CALLS = (
@@ -269,17 +259,17 @@ class Bench:
         try:
             server.delay = RENEWAL_DELAY_SECONDS
             cold_profile = self.profile()
-            cold = self._all_at_once(containers, cold_profile)
+            cold = self.all_at_once(containers, cold_profile)
             # One refresh-ahead window, shortened so as not to wait an hour: tokens live
             # WINDOW_LIFETIME s, so every container (memory tier included) enters the window
             # at half of it; then they all ask at once.
             server.lifetime = WINDOW_LIFETIME_SECONDS
             window_profile = self.profile()
-            first = self._all_at_once(containers, window_profile)
+            first = self.all_at_once(containers, window_profile)
             cached = first[0]["answer"]["access_token"]
             time.sleep(WINDOW_LIFETIME_SECONDS / 2 + 0.5)
             before = len(server.token_requests(window_profile))
-            window = self._all_at_once(containers, window_profile)
+            window = self.all_at_once(containers, window_profile)
             window_requests = len(server.token_requests(window_profile)) - before
         finally:
             server.delay, server.lifetime = 0.0, 3600
@@ -295,280 +285,10 @@ class Bench:
             "non_renewer_wait_ms_max": round(max(waiting), 2) if waiting else None,
         }
 
-    def slow_server(self) -> dict[str, Any]:
-        """Eight containers in a key's refresh-ahead window, asking again every 50 ms until the
-        renewal they handed over has stored its token, for each of the server's delays; beside
-        them, the same containers' table hits on a key in its window with an outage remembered
-        (served from the table, nothing handed over). A container's first ask for a profile also
-        reads its secret: first asks and later ones are compared apart."""
-        api = LocalLambdaApi(load_handler_module(), self.stack.sts).start()
-        from broker.config import Settings
-        from broker.profiles import cache_key, parse_profile
-        from broker.renewal_function import Renewal, renewal_event
-        from broker.wiring import aws_clients
-
-        environment = {**self.environment, **self.stack.environment_with(api)}
-        os.environ.update(self.environment)
-        settings, clients = Settings.from_env(self.environment), aws_clients()
-        containers = [
-            ContainerProcess.start(environment, caller=self.stack.developer) for _ in range(SLOW_SERVER_CONTAINERS)
-        ]
-        for container in containers:
-            container.wait_ready()
-        server, results = self.stack.server, {}
-        dynamodb = self.stack.aws.client("dynamodb")
-
-        def in_window() -> tuple[str, dict[str, Any]]:
-            """A profile whose token is 200 s from expiry, and its item's key."""
-            name, document = self.profile_document()
-            profile = parse_profile(name, json.dumps(document))
-            seed_token(settings, clients, profile, life_left=200, age=3400, value=f"bench-{name}")
-            return name, {"cache_key": {"S": cache_key(profile, frozenset())}}
-
-        def fetched_at(key: dict[str, Any]) -> str:
-            return str(dynamodb.get_item(TableName=settings.table_name, Key=key)["Item"]["fetched_at"]["N"])
-
-        def rounds(profile: str, until: Callable[[], bool], least: int) -> tuple[list[float], list[dict[str, Any]]]:
-            """The first round's times, and every round's results, asking until `until` (or `least` rounds)."""
-            first = self._all_at_once(containers, profile)
-            later: list[dict[str, Any]] = []
-            while len(later) < least * len(containers) or not until():
-                time.sleep(0.05)
-                later += self._all_at_once(containers, profile)
-            return [r["milliseconds"] for r in first], [*first, *later]
-
-        try:
-            hit_profile, hit_key = in_window()
-            dynamodb.update_item(  # an outage remembered for a minute: every answer a plain table hit
-                TableName=settings.table_name,
-                Key=hit_key,
-                UpdateExpression="SET failed_until = :until, failure_error = :error, failure_code = :code",
-                ExpressionAttributeValues={
-                    ":until": {"N": str(int(time.time()) + 60)},
-                    ":error": {"S": "upstream_unavailable"},
-                    ":code": {"S": ""},
-                },
-            )
-            first, answers = rounds(hit_profile, lambda: True, least=10)
-            later = [r["milliseconds"] for r in answers[len(first) :]]
-            results["table_hit_ms"] = {"first_max": round(max(first), 2), "later_max": round(max(later), 2)}
-            # The renewal function warm, as it is once it has renewed anything (the first renewal after a
-            # deploy also waits for its cold start): an event naming a lease nobody holds renews nothing.
-            warm_up = renewal_event(Renewal(hit_profile, frozenset(), "0" * 32))
-            self.developer_session().client("lambda", endpoint_url=api.endpoint_url).invoke(
-                FunctionName=RENEWAL_FUNCTION_ARN, Payload=json.dumps(warm_up).encode()
-            )
-            for delay in SLOW_SERVER_DELAYS:
-                profile, key = in_window()
-                seeded_at, server.delay, started = fetched_at(key), delay, time.time()
-                renewed = functools.partial(lambda key, seeded: fetched_at(key) != seeded, key, seeded_at)
-                first, answers = rounds(profile, renewed, least=10)
-                arrived = time.time() - started
-                api.drain()
-                later = [r["milliseconds"] for r in answers[len(first) :]]
-                results[f"{delay:g} s"] = {
-                    "delay_s": delay,
-                    "first_max_ms": round(max(first), 2),
-                    "later_ms": {
-                        "p50": round(statistics.median(later), 2),
-                        "p99": round(percentile(later, 0.99), 2),
-                        "max": round(max(later), 2),
-                    },
-                    "answers": len(answers),
-                    "errors": sum("error" in r["answer"] for r in answers),
-                    "token_requests": len(server.token_requests(profile)),
-                    "renewed_token_in_table_after_s": round(arrived, 2),
-                }
-        finally:
-            server.delay = 0.0
-            api.stop()
-            for container in containers:
-                container.close()
-        return results
-
-    def trouble(self) -> dict[str, Any]:
-        """The fleet's answers when the authorization server or the table is in trouble."""
-        from broker.profiles import parse_profile
-
-        os.environ.update(self.environment)  # the simulated containers' AWS clients reach moto
-        server, results = self.stack.server, {}
-        fleet = SimulatedFleet(self.environment, TROUBLE_CONTAINERS, self.stack.developer.arn)
-        for name, outage in OUTAGES.items():
-            # a cached token inside the refresh-ahead window, as an outage begins
-            profile, document = self.profile_document()
-            seed_token(
-                fleet.settings,
-                fleet.clients,
-                parse_profile(profile, json.dumps(document)),
-                life_left=200,
-                age=3400,
-                value=f"bench-{profile}",
-            )
-            server.reset()
-            server.outage = outage
-            outcomes = fleet.ask_for({"profile": profile}, OUTAGE_SECONDS)
-            server.outage = None
-            results[f"cached_{name}"] = {
-                **latency_ms(outcomes),
-                "answers": len(outcomes),
-                "errors": sum(outcome.error is not None for outcome in outcomes),
-                "token_requests_per_second": round(server.arrived / OUTAGE_SECONDS, 2),
-                "most_token_requests_at_once": server.peak_in_flight,
-            }
-        server.reset()
-        server.outage = OUTAGES["500"]
-        outcomes = fleet.ask_at_once({"profile": self.profile()})
-        server.outage = None
-        results["cold_500"] = {
-            **latency_ms(outcomes),
-            "answers": len(outcomes),
-            "503_with_retry_after": sum(
-                bool(outcome.error and outcome.error["status"] == 503 and outcome.error.get("retry_after"))
-                for outcome in outcomes
-            ),
-            "token_requests": server.arrived,
-            "most_token_requests_at_once": server.peak_in_flight,
-        }
-        server.reset()
-        containers, per_second = SCALE_MODEL
-        fleet = SimulatedFleet(self.environment, containers, self.stack.developer.arn)
-        with self.stack.aws.throttled(per_second) as throttle:
-            outcomes = fleet.ask_at_once({"profile": self.profile()})
-        results["scale_model"] = {
-            **latency_ms(outcomes),
-            "containers": containers,
-            "allowed_reads_per_second": per_second,
-            "errors": sum(outcome.error is not None for outcome in outcomes),
-            "distinct_tokens": len({outcome.token for outcome in outcomes}),
-            "token_requests": server.arrived,
-            "reads_per_second_peak": throttle.peak("read"),
-            "reads_asked_per_second_peak": throttle.peak("read", throttle.accepted + throttle.refused),
-            "throttled_requests": sum(throttle.refused.values()),
-        }
-        return results
-
-    def _all_at_once(self, containers: list[ContainerProcess], profile: str) -> list[dict[str, Any]]:
+    def all_at_once(self, containers: list[ContainerProcess], profile: str) -> list[dict[str, Any]]:
         for container in containers:
             container.send({"profile": profile})
         return [container.receive() for container in containers]
-
-
-def report(results: dict[str, Any]) -> None:
-    cold, consumer, hot = results["cold_start"], results["consumer_cold_start"], results["hot_path"]
-    rows = [
-        ("cold start, CPU: floor (boto3, 2 clients, 1 GetItem)", f"{cold['floor_ms']} ms", "-"),
-        (
-            "cold start, CPU: broker as built (bytecode) / floor",
-            f"{cold['ratio']} ({cold['broker_ms']} ms)",
-            "<= 1.25, below the peer",
-        ),
-        (
-            "cold start, CPU: Authlib Lambda (the peer) / floor",
-            f"{cold['peer_ratio']} ({cold['authlib_peer_ms']} ms)",
-            "-",
-        ),
-        (
-            "cold start, CPU: broker without bytecode (SAM's pip workflow) / floor",
-            f"{cold['without_bytecode_ratio']} ({cold['broker_without_bytecode_ms']} ms)",
-            "-",
-        ),
-        (
-            "consumer cold start, CPU: floor (import boto3, 1 Invoke round trip)",
-            f"{consumer['consumer_floor_ms']} ms",
-            "-",
-        ),
-        (
-            "consumer cold start, CPU: token_client / floor",
-            f"{consumer['ratio']} ({consumer['consumer_ms']} ms)",
-            "<= 1.15",
-        ),
-        (
-            "consumer cold start, CPU: token_client with a boto3 Lambda client / floor",
-            f"{consumer['boto3_client_ratio']} ({consumer['consumer_with_boto3_client_ms']} ms)",
-            "-",
-        ),
-        (
-            "memory hit p50, bare handler at INFO, proof verified earlier",
-            f"{hot['memory_hit_us_p50']} µs",
-            f"<= {MEMORY_HIT_TARGET_US} µs",
-        ),
-        ("memory hit p99", f"{hot['memory_hit_us_p99']} µs", "<= 250 µs"),
-        ("first request with a new proof p50 (1 STS call, memory hit)", f"{hot['first_proof_us_p50']} µs", "-"),
-        ("DynamoDB hit p50, sealed (KMS)", f"{hot['table_hit_kms_us_p50']} µs", "-"),
-        ("DynamoDB hit p50, plaintext", f"{hot['table_hit_plain_us_p50']} µs", "-"),
-        ("unsealing a cached token (AES-GCM, data key cached)", f"{hot['unseal_us_p50']} µs", "-"),
-        ("renewal p50 (local server)", f"{hot['renewal_us_p50']} µs", "-"),
-        ("AWS calls, memory hit", json.dumps(hot["memory_hit_calls"]), "none"),
-        ("AWS calls, first DynamoDB hit", json.dumps(hot["first_table_hit_calls"]), "1 read, 1 KMS"),
-        ("AWS calls, later DynamoDB hit", json.dumps(hot["table_hit_calls"]), "1 read, no KMS"),
-        ("AWS calls, renewal", json.dumps(hot["renewal_calls"]), "<= 3 writes, 1 token request"),
-    ]
-    for name, size in results["artifacts"].items():
-        limit = FUNCTION_CODE_LIMIT if name.endswith("Function") else LAYER_LIMIT
-        rows.append((f"artifact {name} (unzipped)", f"{size / 1024:.1f} KiB", f"<= {limit / 1024:.0f} KiB"))
-    print("\n| figure | measured | target |\n| --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    print(
-        "\n| containers | cold key: token requests | refresh window: token requests | non-renewers waited "
-        "p50 / max (ms) | errors |\n| --- | --- | --- | --- | --- |"
-    )
-    for s in results["stampedes"]:
-        print(
-            f"| {s['containers']} | {s['cold_key_token_requests']} (goal 1) | {s['refresh_window_token_requests']} "
-            f"(goal 1) | {s['non_renewer_wait_ms_p50']} / {s['non_renewer_wait_ms_max']} | {s['errors']} |"
-        )
-    report_slow_server(results["slow_server"])
-    report_trouble(results["trouble"])
-    bench_dpop.report(results["dpop"], MEMORY_HIT_TARGET_US)
-
-
-def report_slow_server(slow: dict[str, Any]) -> None:
-    hit = slow["table_hit_ms"]
-    print(
-        f"\nRenewal against a slow server ({SLOW_SERVER_CONTAINERS} containers in the refresh-ahead window, "
-        f"RENEWAL_FUNCTION set); beside a table hit in the window: first ask max {hit['first_max']} ms, later "
-        f"asks max {hit['later_max']} ms\n"
-        "| server answers in | first ask max (ms) | later asks p50 / p99 / max (ms) | answers, errors | "
-        "token requests | renewed token in the table after | target |\n| --- | --- | --- | --- | --- | --- | --- |"
-    )
-    for row in (value for name, value in slow.items() if name != "table_hit_ms"):
-        later = row["later_ms"]
-        print(
-            f"| {row['delay_s']:g} s | {row['first_max_ms']} | {later['p50']} / {later['p99']} / {later['max']} | "
-            f"{row['answers']}, {row['errors']} | {row['token_requests']} | "
-            f"{row['renewed_token_in_table_after_s']} s | max within 20 ms of a table hit's, 1 token request, "
-            f"<= {row['delay_s'] + 1:g} s |"
-        )
-
-
-def report_trouble(trouble: dict[str, Any]) -> None:
-    print(
-        f"\nUnder trouble ({TROUBLE_CONTAINERS} simulated containers; outages last {OUTAGE_SECONDS:.0f} s)\n"
-        "| situation | answers p50 / p95 / max (ms) | outcome | token requests | target |\n"
-        "| --- | --- | --- | --- | --- |"
-    )
-    for name in OUTAGES:
-        t = trouble[f"cached_{name}"]
-        print(
-            f"| cached key, server answers {name} | {t['p50']} / {t['p95']} / {t['max']} | "
-            f"{t['answers']} answers, {t['errors']} errors | {t['token_requests_per_second']}/s, "
-            f"at most {t['most_token_requests_at_once']} at once | p95 <= 50 ms, max <= one try "
-            "(0.8 s, growing to 5 s through the window), 0 errors, 1 at once |"
-        )
-    c = trouble["cold_500"]
-    print(
-        f"| cold key, server answers 500 | {c['p50']} / {c['p95']} / {c['max']} | {c['503_with_retry_after']} of "
-        f"{c['answers']} are 503 with retry_after | {c['token_requests']}, at most {c['most_token_requests_at_once']} "
-        "at once | p95 <= 5000 ms, all 503 with retry_after, 1 at once |"
-    )
-    m = trouble["scale_model"]
-    print(
-        f"| cold key, {m['containers']} containers, table allows {m['allowed_reads_per_second']} reads/s per item | "
-        f"{m['p50']} / {m['p95']} / {m['max']} | {m['errors']} errors, {m['distinct_tokens']} token(s); reads/s "
-        f"peak {m['reads_per_second_peak']} served of {m['reads_asked_per_second_peak']} asked, "
-        f"{m['throttled_requests']} throttled | {m['token_requests']} | 1 token request, 0 errors |"
-    )
 
 
 def main() -> None:
@@ -592,9 +312,9 @@ def main() -> None:
             print(f"stampede with {count} containers ...", flush=True)
             results["stampedes"].append(bench.stampede(count))
         print("renewal against a slow server ...", flush=True)
-        results["slow_server"] = bench.slow_server()
+        results["slow_server"] = bench_trouble.slow_server(bench)
         print("under trouble ...", flush=True)
-        results["trouble"] = bench.trouble()
+        results["trouble"] = bench_trouble.trouble(bench)
     results["artifacts"] = artifact_sizes() if BUILD.is_dir() else {}
     if not results["artifacts"]:
         print("(no artifact sizes: run `make build` first)")

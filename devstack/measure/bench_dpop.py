@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devstack.container import ContainerProcess
-from devstack.fleet_model import percentile
-from devstack.lambda_host import LambdaContext, load_handler_module
-from devstack.stack import DEVELOPER_ROLE_ARN, LocalStack, create_profile
-from devstack.sts import with_proof
+from devstack.local.container import ContainerProcess
+from devstack.local.lambda_host import LambdaContext, load_handler_module
+from devstack.local.stack import DEVELOPER_ROLE_ARN, LocalStack, create_profile
+from devstack.local.sts import with_proof
+from devstack.measure.fleet_model import percentile
 
 PROOF_RUNS = {"ES256": 2_000, "RS256": 100, "PS256": 100}
 PROOF_RUNS_PURE_RSA = 30  # about 10 ms each in pure Python

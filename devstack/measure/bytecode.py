@@ -4,7 +4,7 @@ phase is billed. SAM's pip workflow ships none; `make build` compiles every buil
 runtime's Python (this one, 3.13) with unchecked-hash .pyc files: a deployed artifact's sources
 never change, so the interpreter loads the .pyc without reading the source to check it.
 
-`python -m devstack.bytecode [FOLDER ...]` (default: every folder `sam build` made) compiles,
+`python -m devstack.measure.bytecode [FOLDER ...]` (default: every folder `sam build` made) compiles,
 then fails naming any .py that has no .pyc.
 """
 
@@ -21,7 +21,7 @@ import subprocess  # nosec B404
 import sys
 from pathlib import Path
 
-from devstack.artifacts import BUILD
+from devstack.measure.artifacts import BUILD
 
 # Layers that serve other runtimes than the broker's get bytecode for each (where this machine
 # has that Python): token_client serves python3.10 to python3.13.

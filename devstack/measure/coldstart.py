@@ -25,8 +25,8 @@ import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 
-from devstack.artifacts import BUILD
-from devstack.bytecode import compile_tree
+from devstack.measure.artifacts import BUILD
+from devstack.measure.bytecode import compile_tree
 from devstack.template import ROOT
 
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])

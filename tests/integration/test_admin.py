@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.aws import LocalAws
-from devstack.sts import LocalSts, credentials_environment
+from devstack.local.authserver import LocalAuthorizationServer
+from devstack.local.aws import LocalAws
+from devstack.local.sts import LocalSts, credentials_environment
 from devstack.template import ROOT
 from tests.conftest import CONSUMER_ROLE_ARN, SECRETS_USED, Broker, Profiles
 from tests.credentials import certificate_pem, private_key, private_pem

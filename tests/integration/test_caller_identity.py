@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from devstack.authserver import Fault, LocalAuthorizationServer
-from devstack.lambda_host import FUNCTION_ARN
-from devstack.sts import Issued, LocalSts, with_proof
+from devstack.local.authserver import Fault, LocalAuthorizationServer
+from devstack.local.lambda_host import FUNCTION_ARN
+from devstack.local.sts import Issued, LocalSts, with_proof
 from tests.conftest import EVENTS, SECRETS_USED, Broker, Profiles, http_event
 
 OTHER_BROKER = "arn:aws:lambda:us-east-1:123456789012:function:another-broker"

@@ -20,7 +20,7 @@ from broker.http_exchange import pool_manager
 from broker.profile_document import ProfileDocument
 from broker.profiles import cache_key, parse_profile
 from broker.token_endpoint import TokenEndpoint
-from devstack.authserver import LocalAuthorizationServer
+from devstack.local.authserver import LocalAuthorizationServer
 
 
 @dataclass(frozen=True, slots=True)

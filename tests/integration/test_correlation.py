@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devstack.lambda_api import LocalLambdaApi
+from devstack.local.lambda_api import LocalLambdaApi
 from tests.conftest import Broker, Profiles, http_event
 from token_client import TokenClient
 
@@ -45,7 +45,7 @@ def test_a_direct_call_carries_token_clients_request_id_into_every_broker_line(
 def test_a_malformed_request_id_is_not_logged(
     broker: Broker, broker_lines: list[dict[str, Any]], request_id: str
 ) -> None:
-    from devstack.lambda_host import ClientContext, LambdaContext
+    from devstack.local.lambda_host import ClientContext, LambdaContext
 
     broker.app.lambda_handler(
         {"profile": "bad profile!"}, LambdaContext(client_context=ClientContext({"request_id": request_id}))

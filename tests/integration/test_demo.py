@@ -16,7 +16,12 @@ pytestmark = pytest.mark.slow
 
 def test_the_demo_shows_every_step_it_promises() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "devstack.demo"], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+        [sys.executable, "-m", "devstack.local.demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
 
     assert finished.returncode == 0, finished.stderr[-3000:]

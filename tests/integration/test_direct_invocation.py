@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from devstack.authserver import LocalAuthorizationServer
+from devstack.local.authserver import LocalAuthorizationServer
 from tests.conftest import Broker, Profiles
 
 

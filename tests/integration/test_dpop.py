@@ -14,9 +14,9 @@ import pytest
 import urllib3
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from devstack.authserver import Fault, LocalAuthorizationServer
-from devstack.dpop_check import thumbprint
-from devstack.resource_server import LocalResourceServer
+from devstack.local.authserver import Fault, LocalAuthorizationServer
+from devstack.local.dpop_check import thumbprint
+from devstack.local.resource_server import LocalResourceServer
 from tests.conftest import PRIVATE_JWK_MEMBERS, Broker, Profiles
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.aws import LocalAws
+from devstack.local.authserver import LocalAuthorizationServer
+from devstack.local.aws import LocalAws
 from tests.conftest import Broker, Profiles
 
 

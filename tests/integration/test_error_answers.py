@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from devstack.authserver import Fault, LocalAuthorizationServer
+from devstack.local.authserver import Fault, LocalAuthorizationServer
 from tests.conftest import Broker, Profiles
 
 

@@ -10,10 +10,10 @@ from types import ModuleType
 
 import pytest
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import LambdaContext
-from devstack.sts import Issued, LocalSts
+from devstack.local.authserver import LocalAuthorizationServer
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.lambda_host import LambdaContext
+from devstack.local.sts import Issued, LocalSts
 from devstack.template import ROOT
 from tests.conftest import Broker, Profiles, credentials_environment
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from broker.errors import InvalidRequest
 from broker.token_request import parse_request
-from devstack.lambda_host import invoke
+from devstack.local.lambda_host import invoke
 from tests.conftest import EVENTS, Broker, Profiles, http_event, log_records_off
 
 FUZZ = settings()  # the suite's profile (tests/conftest.py)

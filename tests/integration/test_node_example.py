@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from devstack.lambda_api import LocalLambdaApi
-from devstack.resource_server import LocalResourceServer
-from devstack.sts import Issued
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.resource_server import LocalResourceServer
+from devstack.local.sts import Issued
 from devstack.template import ROOT
 from tests.conftest import Profiles, credentials_environment
 

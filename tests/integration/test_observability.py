@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devstack.lambda_host import Invocation
+from devstack.local.lambda_host import Invocation
 from tests import emf
 from tests.conftest import Broker, Profiles
 

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from devstack.authserver import LocalAuthorizationServer
+from devstack.local.authserver import LocalAuthorizationServer
 from tests.conftest import CONSUMER_ROLE_ARN, SECRETS_USED, Broker, Profiles
 
 

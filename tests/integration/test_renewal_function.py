@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from devstack.authserver import Fault, LocalAuthorizationServer
-from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import RENEWAL_FUNCTION_ARN
+from devstack.local.authserver import Fault, LocalAuthorizationServer
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.lambda_host import RENEWAL_FUNCTION_ARN
 from tests.conftest import Broker, Profiles
 
 

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from broker.errors import InvalidRequest
 from broker.token_request import parse_request
-from devstack.authserver import Fault, LocalAuthorizationServer
+from devstack.local.authserver import Fault, LocalAuthorizationServer
 from devstack.template import ROOT
 from tests.conftest import Broker, Profiles, http_event
 from tests.integration.test_hostile_input import json_values, near_requests

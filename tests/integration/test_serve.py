@@ -13,11 +13,11 @@ import sys
 
 import pytest
 
-from devstack.aws import LocalAws
-from devstack.lambda_api import LocalLambdaApi
-from devstack.resource_server import LocalResourceServer
-from devstack.serve import Where, usage
-from devstack.sts import Issued
+from devstack.local.aws import LocalAws
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.resource_server import LocalResourceServer
+from devstack.local.serve import Where, usage
+from devstack.local.sts import Issued
 from devstack.template import ROOT
 from tests.conftest import Profiles
 
@@ -74,7 +74,7 @@ def test_a_busy_or_bad_port_is_refused_naming_the_variable_that_chooses_another(
         taken.listen()
         value = str(taken.getsockname()[1]) if port == "busy" else port
         finished = subprocess.run(
-            [sys.executable, "-m", "devstack.serve"],
+            [sys.executable, "-m", "devstack.local.serve"],
             cwd=ROOT,
             env={**os.environ, "TOKEN_BROKER_PORT": value},
             capture_output=True,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from devstack.lambda_api import LocalLambdaApi
-from devstack.sts import Issued
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.sts import Issued
 from devstack.template import ROOT
 from tests.conftest import Profiles
 

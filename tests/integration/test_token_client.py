@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.lambda_api import LocalLambdaApi
-from devstack.lambda_host import FUNCTION_ARN
-from devstack.loopback import LoopbackServer
-from devstack.sts import Issued, LocalSts
+from devstack.local.authserver import LocalAuthorizationServer
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.lambda_host import FUNCTION_ARN
+from devstack.local.loopback import LoopbackServer
+from devstack.local.sts import Issued, LocalSts
 from tests.conftest import Broker, Profiles, credentials_environment
 from token_client import (
     BrokerForbidden,

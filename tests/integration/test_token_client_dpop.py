@@ -16,8 +16,8 @@ import urllib3
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from devstack.dpop_check import ProofChecker, thumbprint, token_hash
-from devstack.resource_server import LocalResourceServer
+from devstack.local.dpop_check import ProofChecker, thumbprint, token_hash
+from devstack.local.resource_server import LocalResourceServer
 from tests.conftest import Profiles
 from token_client import DpopRequired, TokenClient
 from token_client.dpop import SIGNERS, DpopKey, KeyNotUsable

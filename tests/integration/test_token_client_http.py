@@ -16,9 +16,9 @@ import pytest
 import requests
 import urllib3
 
-from devstack.authserver import LocalAuthorizationServer
-from devstack.lambda_api import LocalLambdaApi
-from devstack.sts import Issued
+from devstack.local.authserver import LocalAuthorizationServer
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.sts import Issued
 from tests.conftest import Broker, Profiles
 from token_client import BrokerUnreachable, ClientMisconfigured, TokenClient
 from token_client.httpx_auth import TokenAuth as HttpxAuth

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 import token_client
-from devstack.lambda_api import LocalLambdaApi
-from devstack.sts import Issued, LocalSts
+from devstack.local.lambda_api import LocalLambdaApi
+from devstack.local.sts import Issued, LocalSts
 from devstack.template import ROOT
 from tests.conftest import Broker, Profiles, credentials_environment
 

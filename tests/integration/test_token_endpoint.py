@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from devstack.authserver import Fault, LocalAuthorizationServer
+from devstack.local.authserver import Fault, LocalAuthorizationServer
 from tests.conftest import Broker, Profiles
 
 

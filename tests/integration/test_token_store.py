@@ -13,7 +13,7 @@ from broker.failures import Failure, Outage, Refusal
 from broker.sensitive import Sensitive
 from broker.token_store import Lease, MemoryTokenStore, Need, TokenStore
 from broker.token_table import TokenTable
-from devstack.aws import LocalAws
+from devstack.local.aws import LocalAws
 from tests.simulated import START, Clock
 
 KEY = "k" * 64

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.authserver import Fault, LocalAuthorizationServer
-from devstack.lambda_host import FUNCTION_DIR
+from devstack.local.authserver import Fault, LocalAuthorizationServer
+from devstack.local.lambda_host import FUNCTION_DIR
 from tests.conftest import BROKER_OUTPUT, SECRETS_USED, Broker, Profiles
 
 pytestmark = pytest.mark.processes

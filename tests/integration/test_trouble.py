@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devstack.authserver import Fault, LocalAuthorizationServer
+from devstack.local.authserver import Fault, LocalAuthorizationServer
 from tests.conftest import CONSUMER_ROLE, Broker, Profiles
 
 TEN_YEARS = 10 * 365 * 86_400
@@ -325,7 +325,7 @@ def test_a_throttled_table_is_waited_for_never_gone_around(
 ) -> None:
     # Given a table that allows `per_second` reads (and writes) of one item per second, as
     # DynamoDB allows 3,000 reads per partition, scaled down with the fleet
-    from devstack.fleet_model import SimulatedFleet
+    from devstack.measure.fleet_model import SimulatedFleet
 
     profile = profiles.create()
     fleet = SimulatedFleet(broker.environment, containers, CONSUMER_SESSION_ARN)

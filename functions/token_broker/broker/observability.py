@@ -123,7 +123,7 @@ class EmbeddedMetrics:
 
     def __init__(self) -> None:
         self._values: dict[tuple[str, str | None], list[float]] = {}
-        self._lock = threading.Lock()  # the simulated fleet of devstack.fleet_model shares it among threads
+        self._lock = threading.Lock()  # the simulated fleet of devstack.measure.fleet_model shares it among threads
 
     def add(self, name: str, value: float = 1, dimension_value: str | None = None) -> None:
         with self._lock:

@@ -65,7 +65,7 @@ class MadeAtFirstUse:
 
 def aws_clients(overrides: Config | None = None) -> AwsClients:
     """The container's clients, from one botocore session (boto3 adds only import time);
-    `overrides` changes settings of all of them (the simulated fleet of devstack.fleet_model
+    `overrides` changes settings of all of them (the simulated fleet of devstack.measure.fleet_model
     shares them among hundreds of threads)."""
     session = botocore.session.get_session()
 

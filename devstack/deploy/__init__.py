@@ -1,0 +1,1 @@
+"""Deployment checks: what deploying asks of IAM, IAM's evaluation rules, and the IAM audit."""
