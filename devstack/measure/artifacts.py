@@ -11,8 +11,12 @@ from devstack.template import ROOT
 BUILD = ROOT / ".aws-sam" / "build"
 # Targets, unzipped. They were 200 KiB and 15 MiB for sources alone; the bytecode that saves
 # every cold start about 150 ms of compiling (make bench) doubles the function's code, and
-# cryptography's is 3 MiB of its layer. Lambda's own limit is 250 MB for a function and its layers.
-FUNCTION_CODE_LIMIT = 512 * 1024
+# cryptography's is 3 MiB of its layer. Client authentication and token binding as types (a
+# module each, issue 28) took the function just past the 512 KiB it was held to. What a byte
+# costs is measured by make bench's cold start; this bound catches a package that ships what it
+# should not.
+# Lambda's own limit is 250 MB for a function and its layers.
+FUNCTION_CODE_LIMIT = 576 * 1024
 LAYER_LIMIT = 20 * 1024 * 1024
 
 
@@ -30,10 +34,17 @@ def main() -> None:
     if not BUILD.is_dir():
         sys.exit("no .aws-sam/build: run `make build` first")
     sizes = artifact_sizes()
+    over = []
     for name, bytes_ in sizes.items():
         limit = FUNCTION_CODE_LIMIT if name.endswith("Function") else LAYER_LIMIT
-        print(f"  {name:<28} {bytes_ / 1024:>9.1f} KiB unzipped  (target <= {limit / 1024:.0f} KiB)")
+        line = f"  {name:<28} {bytes_ / 1024:>9.1f} KiB unzipped  (target <= {limit / 1024:.0f} KiB)"
+        if bytes_ > limit:
+            over.append(name)
+            line += "  OVER"
+        print(line)
     print(json.dumps(sizes))
+    if over:
+        sys.exit(f"over their size targets: {', '.join(over)}")
 
 
 if __name__ == "__main__":
