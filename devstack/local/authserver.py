@@ -28,7 +28,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
-from devstack.local.dpop_check import Nonces, ProofChecker, ProofRefused
+from devstack.local.dpop_check import Nonces, ProofChecker, ProofRefused, jws_part
 from devstack.local.loopback import LoopbackServer
 
 JWT_SIGNING_KEY = OctKey.generate_key(256)
@@ -60,7 +60,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
     def __call__(self, query_client: Any, request: Any) -> Any:
         client = super().__call__(query_client, request)
         if client is not None and client.certificate_pem is not None:
-            header = _jws_header(request.form.get("client_assertion", ""))
+            header = jws_part(request.form.get("client_assertion", ""), 0)
             if header.get("x5t#S256") != certificate_thumbprint(client.certificate_pem):
                 raise InvalidClientError(description="x5t#S256 does not name the registered certificate")
         return client
@@ -115,9 +115,9 @@ class FederatedAssertion:
         if form.get("client_assertion_type") != ASSERTION_TYPE or credential is None:
             return None  # not this method's client: the next method may take it
         assertion = form.get("client_assertion") or ""
-        if _jws_header(assertion).get("alg") not in credential.algorithms:
+        if jws_part(assertion, 0).get("alg") not in credential.algorithms:
             raise InvalidClientError(description="the assertion is not signed with an algorithm the credential allows")
-        if _jws_part(assertion, 1).get("iss") != credential.issuer:  # keys come only from the trusted issuer
+        if jws_part(assertion, 1).get("iss") != credential.issuer:  # keys come only from the trusted issuer
             raise InvalidClientError(description="the assertion's issuer is not the credential's")
         try:
             keys = KeySet.import_key_set(_issuer_keys(credential.issuer))  # type: ignore[arg-type]
@@ -464,20 +464,6 @@ def _public_key_of(certificate_pem: str) -> str:
 
     public_key = x509.load_pem_x509_certificate(certificate_pem.encode()).public_key()
     return public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def _jws_header(compact: str) -> dict[str, Any]:
-    return _jws_part(compact, 0)
-
-
-def _jws_part(compact: str, index: int) -> dict[str, Any]:
-    """A compact JWS's header (0) or payload (1), unverified; {} when it is not JSON."""
-    try:
-        encoded = compact.split(".")[index]
-        part = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (ValueError, IndexError):
-        return {}
-    return part if isinstance(part, dict) else {}
 
 
 def _issuer_keys(issuer: str) -> dict[str, Any]:

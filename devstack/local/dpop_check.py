@@ -88,7 +88,7 @@ class ProofChecker:
         if len(proofs) != 1:
             raise ProofRefused("invalid_dpop_proof", "header", "The DPoP proof JWT header is missing.")
         proof = proofs[0]
-        header = _part(proof, 0)
+        header = jws_part(proof, 0)
         if header.get("typ") != "dpop+jwt":
             raise ProofRefused("invalid_dpop_proof", "typ", "The DPoP proof typ is not dpop+jwt.")
         algorithm = header.get("alg")
@@ -131,7 +131,8 @@ def _registry(algorithm: str) -> jws.JWSRegistry:
     return registry
 
 
-def _part(compact: str, index: int) -> dict[str, Any]:
+def jws_part(compact: str, index: int) -> dict[str, Any]:
+    """A compact JWS's header (0) or payload (1), unverified; {} when it is not JSON."""
     try:
         encoded = compact.split(".")[index]
         part = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))

@@ -61,7 +61,7 @@ from devstack.measure.artifacts import BUILD, artifact_sizes
 from devstack.measure.bench_report import report
 from devstack.measure.coldstart import measure as measure_cold_start
 from devstack.measure.coldstart import measure_consumer, tracing_environment
-from devstack.measure.fleet_model import percentile
+from devstack.measure.timing import percentile, timed
 from devstack.template import ROOT
 
 CONTAINER_COUNTS = (8, 16, 32)
@@ -77,16 +77,6 @@ CALLS = (
     "TrentService.GenerateDataKey",
     "secretsmanager.GetSecretValue",
 )
-
-
-def timed(action: Callable[[], Any], runs: int) -> list[float]:
-    """Microseconds per run of `action`."""
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        timings.append((time.perf_counter() - started) * 1_000_000)
-    return timings
 
 
 @contextlib.contextmanager

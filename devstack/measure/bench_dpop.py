@@ -8,28 +8,18 @@ import functools
 import os
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 from devstack.local.container import ContainerProcess
 from devstack.local.lambda_host import LambdaContext, load_handler_module
 from devstack.local.stack import DEVELOPER_ROLE_ARN, LocalStack, create_profile
 from devstack.local.sts import with_proof
-from devstack.measure.fleet_model import percentile
+from devstack.measure.timing import percentile, timed
 
 PROOF_RUNS = {"ES256": 2_000, "RS256": 100, "PS256": 100}
 PROOF_RUNS_PURE_RSA = 30  # about 10 ms each in pure Python
 HIT_RUNS = 5_000
 FLEET_CONTAINERS = 8
-
-
-def microseconds(action: Callable[[], Any], runs: int) -> list[float]:
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        timings.append((time.perf_counter() - started) * 1_000_000)
-    return timings
 
 
 def proof_costs() -> dict[str, Any]:
@@ -53,7 +43,7 @@ def proof_costs() -> dict[str, Any]:
             key = dpop.DpopKey({**jwk, "alg": algorithm}, signer)
             count = PROOF_RUNS_PURE_RSA if signer == "python" and algorithm != "ES256" else runs
             proof = functools.partial(key.proof, "GET", "https://api.example.com/v1/users", "t" * 900)
-            timings = microseconds(proof, count)
+            timings = timed(proof, count)
             results[f"{algorithm}_{signer}"] = {
                 "p50_us": round(statistics.median(timings), 1),
                 "p99_us": round(percentile(timings, 0.99), 1),
@@ -74,7 +64,7 @@ def memory_hits(stack: LocalStack, environment: dict[str, str], discard: Any) ->
         event = with_proof({"profile": name}, stack.developer)
         with discard():
             app.lambda_handler(event, context)  # fetched, cached, and the proof verified
-            timings = microseconds(functools.partial(app.lambda_handler, event, context), HIT_RUNS)
+            timings = timed(functools.partial(app.lambda_handler, event, context), HIT_RUNS)
         results[binding] = {
             "p50_us": round(statistics.median(timings), 1),
             "p99_us": round(percentile(timings, 0.99), 1),

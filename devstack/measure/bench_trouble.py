@@ -16,7 +16,8 @@ from devstack.local.authserver import Fault
 from devstack.local.container import ContainerProcess
 from devstack.local.lambda_api import LocalLambdaApi
 from devstack.local.lambda_host import RENEWAL_FUNCTION_ARN, load_handler_module
-from devstack.measure.fleet_model import SimulatedFleet, latency_ms, percentile, seed_token
+from devstack.measure.fleet_model import SimulatedFleet, latency_ms, seed_token
+from devstack.measure.timing import percentile
 
 if TYPE_CHECKING:
     from devstack.measure.bench import Bench

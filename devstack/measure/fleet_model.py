@@ -37,6 +37,7 @@ from broker.token_request import parse_request
 from broker.token_sealer import TokenSealer
 from broker.token_table import TokenTable
 from broker.wiring import AwsClients, aws_clients, build_service
+from devstack.measure.timing import percentile
 
 # Connections per shared client: enough that the containers wait on the table, not on the pool.
 POOL_SIZE = 50
@@ -128,11 +129,6 @@ def _run_all(work: Callable[[int], None], count: int) -> None:
             thread.start()
         for thread in threads:
             thread.join()
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def latency_ms(outcomes: list[Outcome]) -> dict[str, float]:

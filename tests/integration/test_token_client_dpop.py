@@ -8,35 +8,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import jwt
 import pytest
-import requests
 import urllib3
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from devstack.local.dpop_check import ProofChecker, thumbprint, token_hash
 from devstack.local.resource_server import LocalResourceServer
+from tests.adapters import ADAPTERS, get_with
 from tests.conftest import Profiles
 from token_client import DpopRequired, TokenClient
 from token_client.dpop import SIGNERS, DpopKey, KeyNotUsable
-from token_client.httpx_auth import TokenAuth as HttpxAuth
-from token_client.requests_auth import TokenAuth as RequestsAuth
-from token_client.urllib3_auth import request as urllib3_request
-
-ADAPTERS = ["requests", "httpx", "urllib3"]
-
-
-def get_with(adapter: str, client: TokenClient, profile: str, url: str) -> int:
-    if adapter == "requests":
-        with requests.Session() as session:
-            session.auth = RequestsAuth(client, profile)
-            return session.get(url, timeout=10).status_code
-    if adapter == "httpx":
-        with httpx.Client(auth=HttpxAuth(client, profile)) as http:
-            return http.get(url).status_code
-    return urllib3_request(client, profile, "GET", url, pool=urllib3.PoolManager()).status
 
 
 def private_jwk(algorithm: str) -> tuple[dict[str, Any], Any]:

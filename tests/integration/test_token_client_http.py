@@ -19,11 +19,9 @@ import urllib3
 from devstack.local.authserver import LocalAuthorizationServer
 from devstack.local.lambda_api import LocalLambdaApi
 from devstack.local.sts import Issued
+from tests.adapters import ADAPTERS, get_with
 from tests.conftest import Broker, Profiles
 from token_client import BrokerUnreachable, ClientMisconfigured, TokenClient
-from token_client.httpx_auth import TokenAuth as HttpxAuth
-from token_client.requests_auth import TokenAuth as RequestsAuth
-from token_client.urllib3_auth import request as urllib3_request
 
 
 class Api:
@@ -72,21 +70,6 @@ def apis() -> Iterator[Callable[..., Api]]:
 @pytest.fixture
 def over_http(lambda_api: LocalLambdaApi, consumer_session: Any) -> TokenClient:
     return TokenClient(url=lambda_api.endpoint_url, audience=lambda_api.function_arn, session=consumer_session)
-
-
-def get_with(adapter: str, client: TokenClient, profile: str, url: str) -> int:
-    """One GET through an adapter, following redirects as each library does by default."""
-    if adapter == "requests":
-        with requests.Session() as session:
-            session.auth = RequestsAuth(client, profile)
-            return session.get(url, timeout=10).status_code
-    if adapter == "httpx":
-        with httpx.Client(auth=HttpxAuth(client, profile), follow_redirects=True) as http:
-            return http.get(url).status_code
-    return urllib3_request(client, profile, "GET", url, pool=urllib3.PoolManager()).status
-
-
-ADAPTERS = ["requests", "httpx", "urllib3"]
 
 
 def test_the_http_transport_gets_a_token_with_sigv4_and_a_caller_proof(
