@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from broker.decisions import CachedToken
-from broker.errors import InvalidRequest, UpstreamUnavailable
+from broker.errors import BrokerError, InvalidRequest, UpstreamUnavailable
 from broker.failures import Outage, Refusal
 from broker.renewal import (
     TRY_AHEAD_FIRST_SECONDS,
@@ -29,7 +29,10 @@ from broker.renewal import (
     TryAhead,
     Wait,
     Want,
+    handed_lease,
     next_step,
+    rereads_secret,
+    still_serves,
     try_ahead_seconds,
 )
 from broker.renewal_function import Renewal, parse_renewal_event, renewal_event
@@ -448,6 +451,43 @@ class TestMandatory:
         assert asked.waited >= 3.0
         assert len(fleet.server.requests) == 1  # after the table had room, never before
         assert fleet.server.requests[0] >= START + 3.0
+
+
+class TestAfterAStep:
+    """What the plan decides once a step is carried out: the service only does what it says."""
+
+    def test_the_token_in_hand_serves_after_a_failed_try_only_above_the_callers_min_ttl(self) -> None:
+        serving = Serve(token(100), Source.TABLE)
+
+        assert still_serves(serving, want(min_ttl=60), NOW) == serving
+        assert still_serves(serving, want(min_ttl=60), NOW + 45) is None  # 55 s left: the failure is the answer
+
+    @pytest.mark.parametrize(
+        ("error", "rereads"),
+        [
+            (refused("invalid_client"), True),  # the secret may have been rotated since it was read
+            (refused("invalid_scope"), False),
+            (refused("unauthorized_client"), False),
+            (UpstreamUnavailable("down", retry_after=5), False),
+        ],
+        ids=["invalid_client", "invalid_scope", "unauthorized_client", "outage"],
+    )
+    def test_only_invalid_client_rereads_the_secret(self, error: BrokerError, rereads: bool) -> None:
+        assert rereads_secret(error) is rereads
+
+    def test_the_renewal_function_renews_until_its_lease_lapses_less_a_margin(self) -> None:
+        lease = Lease("handed-over", NOW + 10)
+
+        assert handed_lease(Entry(lease=lease), "handed-over", NOW, DEADLINE) == (lease, NOW + 9)
+        assert handed_lease(Entry(lease=lease), "handed-over", NOW, NOW + 4) == (lease, NOW + 4)  # its own deadline
+
+    @pytest.mark.parametrize(
+        "entry",
+        [EMPTY, Entry(lease=Lease("another", NOW + 10)), Entry(lease=Lease("handed-over", NOW - 1))],
+        ids=["none", "another-request's", "lapsed"],
+    )
+    def test_the_renewal_function_renews_nothing_without_the_lease_its_event_names(self, entry: Entry) -> None:
+        assert handed_lease(entry, "handed-over", NOW, DEADLINE) is None
 
 
 class TestRenewalEvent:

@@ -29,7 +29,7 @@ from broker.decisions import (
     unreachable_min_ttl,
 )
 from broker.errors import BrokerError, InvalidRequest, UpstreamError, UpstreamUnavailable
-from broker.token_store import Entry, Need
+from broker.token_store import Entry, Lease, Need
 
 # A try ahead of expiry is abandoned after this long at the window's start, growing to the last
 # figure as the token nears its min TTL: its caller waits at most that, the fleet not at all.
@@ -39,6 +39,8 @@ TRY_AHEAD_LAST_SECONDS = 5.0
 TRY_AHEAD_LEAST_SECONDS = 0.2
 # A mandatory renewal gives up in time to record its failure before its lease lapses.
 RENEWAL_SECONDS = LEASE_SECONDS - 2
+# The renewal function does the same with the lease another request took for it.
+LEASE_MARGIN_SECONDS = 1.0
 # Requests waiting for another's renewal read the table at growing intervals, up to the cap;
 # while the table throttles, up to the higher cap, so that a large fleet's reads stay bounded.
 POLL_FIRST_SECONDS = 0.05
@@ -175,6 +177,29 @@ def next_step(known: Known, want: Want, now: float, deadline: float) -> Step:
                 return in_hand
             return _advisory(table, in_hand, want, now, deadline)
     return _mandatory(known, table, want, now, deadline)
+
+
+def still_serves(serving: Serve, want: Want, now: float) -> Serve | None:
+    """The token in hand, checked again after a hand-off or a failed try ahead took time: never
+    served below the caller's min TTL. None: it no longer serves this request, which plans again
+    (after a hand-off), or answers with the try's failure."""
+    return serving if is_usable(serving.token, now, want.min_ttl) else None
+
+
+def rereads_secret(error: BrokerError) -> bool:
+    """`invalid_client` may mean the secret was rotated after this container read it: the
+    profile is read again, and the request made again once, only if the profile changed."""
+    return isinstance(error, UpstreamError) and error.upstream_error == "invalid_client"
+
+
+def handed_lease(entry: Entry, lease_owner: str, now: float, deadline: float) -> tuple[Lease, float] | None:
+    """The lease a renewal event names, and until when the renewal function may renew with it:
+    while it holds, less a margin to record a failure, within the invocation's deadline. None:
+    the table holds no such lease (it lapsed, or another request renewed since): no renewal."""
+    lease = entry.lease
+    if lease is None or lease.owner != lease_owner or not entry.leased(now):
+        return None
+    return lease, min(deadline, lease.until - LEASE_MARGIN_SECONDS)
 
 
 def fresh(token: CachedToken, want: Want, now: float) -> Serve | Refuse:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from broker import observability
+from broker.admission import admitted_profile
 from broker.bounded import BoundedMap
 from broker.caller_identity import Caller
-from broker.callers import CallerRule, caller_admitted
 from broker.config import ENFORCE, Settings
-from broker.decisions import LEASE_SECONDS, CachedToken, effective_min_ttl, is_usable
-from broker.errors import AccessDenied, BrokerError, InvalidScope, ProfileMisconfigured, UpstreamError
+from broker.decisions import LEASE_SECONDS, CachedToken, effective_min_ttl
+from broker.errors import BrokerError, InvalidScope, UpstreamError
 from broker.failures import remembered
 from broker.profile_store import ProfileStore
 from broker.profiles import Profile, cache_key
@@ -35,7 +35,10 @@ from broker.renewal import (
     Wait,
     Want,
     fresh,
+    handed_lease,
     next_step,
+    rereads_secret,
+    still_serves,
 )
 from broker.renewal_function import Renewal, RenewalFunction
 from broker.token_binding import TokenBinding
@@ -48,8 +51,6 @@ from broker.token_store import Entry, Lease, StoreUnavailable, Throttled, TokenS
 STORE_PATIENCE_SECONDS = 3.0
 STORE_RETRY_FIRST_SECONDS = 0.05
 STORE_RETRY_MAX_SECONDS = 4.0
-# A handed-off renewal stops asking this long before its lease lapses, to store what it got.
-LEASE_MARGIN_SECONDS = 1.0
 MEMORY_TIER_MAX_KEYS = 1_000
 
 
@@ -105,7 +106,9 @@ class TokenService:
         """A token with at least the applicable min TTL left; `deadline` is epoch seconds.
 
         The caller is admitted by the profile's `allowed_callers` before anything else happens."""
-        profile = self._admitted_profile(request.profile, caller)
+        profile = admitted_profile(
+            self._profiles, request.profile, caller, enforce=self._settings.caller_auth == ENFORCE
+        )
         scopes = request.scopes or profile.scopes
         if profile.allowed_scopes is not None and not scopes <= profile.allowed_scopes:
             outside = sorted(scopes - profile.allowed_scopes)[0]
@@ -172,41 +175,14 @@ class TokenService:
         except (StoreUnavailable, Throttled):
             observability.logger.warning("the renewal's lease could not be read; nothing renewed")
             return
-        lease = entry.lease
-        if lease is None or lease.owner != renewal.lease_owner or not entry.leased(self._clock()):
+        handed = handed_lease(entry, renewal.lease_owner, self._clock(), deadline)
+        if handed is None:
             observability.logger.warning(
                 "the renewal event names no lease the table holds; nothing renewed", extra={"profile": profile.name}
             )
             return
-        until = min(deadline, lease.until - LEASE_MARGIN_SECONDS)
+        lease, until = handed
         self._fetch(Renewing(key, profile, renewal.scopes, deadline), lease, until, MAX_ATTEMPTS)
-
-    def _admitted_profile(self, name: str, caller: Caller) -> Profile:
-        """The profile, once its `allowed_callers` admit the caller. A misconfigured profile is
-        told of only to a caller it admits (or one audit mode lets through)."""
-        try:
-            profile = self._profiles.get(name)
-        except ProfileMisconfigured as misconfigured:
-            if misconfigured.allowed_callers is not None:
-                self._admit(name, misconfigured.allowed_callers, caller)
-            raise
-        self._admit(name, profile.allowed_callers, caller)
-        return profile
-
-    def _admit(self, name: str, allowed_callers: tuple[CallerRule, ...], caller: Caller) -> None:
-        """Enforce: refuse a caller the profile does not admit. Audit: log the refusal, go on."""
-        refusal = caller.refusal
-        if refusal is None and (caller.principal is None or not caller_admitted(allowed_callers, caller.principal)):
-            # the description never tells which profile fields exist or what they hold
-            refusal = AccessDenied("this caller may not use this profile")
-        if refusal is None:
-            return
-        if self._settings.caller_auth == ENFORCE:
-            raise refusal
-        observability.logger.warning(
-            "caller would be refused (CALLER_AUTH=audit)",
-            extra={"profile": name, "caller": caller.arn, "path": caller.door, "refusal": refusal.error},
-        )
 
     def _hand_off(self, renewing: Renewing, want: Want, step: HandOff) -> Served | None:
         """One request takes the lease and hands the renewal over; every request is served from
@@ -239,14 +215,15 @@ class TokenService:
                 "refresh-ahead failed; serving the cached token while it lasts",
                 extra={"profile": renewing.profile.name, "error": error.error},
             )
-            if not is_usable(serving.token, self._clock(), want.min_ttl):
+            in_hand = still_serves(serving, want, self._clock())
+            if in_hand is None:
                 raise
-            return self._served(renewing.key, serving)
+            return self._served(renewing.key, in_hand)
         return self._served(renewing.key, fresh(fetched, want, self._clock()))
 
     def _in_hand(self, key: str, serving: Serve, want: Want) -> Served | None:
-        """The token in hand, checked again now: never served below the caller's min TTL."""
-        return self._served(key, serving) if is_usable(serving.token, self._clock(), want.min_ttl) else None
+        in_hand = still_serves(serving, want, self._clock())
+        return None if in_hand is None else self._served(key, in_hand)
 
     def _acquire(self, key: str, lease: Lease, step: HandOff | TryAhead | Renew) -> Acquired:
         try:
@@ -300,7 +277,7 @@ class TokenService:
         try:
             return self._endpoint.fetch(profile, scopes, until, attempts)
         except UpstreamError as error:
-            if error.upstream_error != "invalid_client":
+            if not rereads_secret(error):
                 raise
             rotated = self._profiles.get(profile.name, fresh=True)
             if rotated == profile:
