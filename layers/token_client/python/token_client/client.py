@@ -15,13 +15,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from urllib3.util import parse_url
 
-from token_client.dpop import NONCE_HEADER, USE_NONCE, DpopKey, KeyNotUsable
+from token_client.dpop import DpopKey, KeyNotUsable
 from token_client.errors import BrokerFailed, ClientMisconfigured, DpopRequired, TokenBrokerError
 from token_client.tokens import Ask, AskAhead, Held, Token, UseKept, WaitForOther, next_move
 from token_client.transports import HttpTransport, LambdaTransport
@@ -40,7 +40,6 @@ WAIT_FOR_OTHER_SECONDS = 25.0
 # The resource servers' DPoP nonces a client keeps, one per origin.
 NONCES_MAX = 256
 _NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,512}")  # RFC 9449 §8.1: NQCHAR
-_NONCE_CHALLENGE = re.compile(rf'\bDPoP\b(?:[^"]|"[^"]*")*?\berror="{USE_NONCE}"', re.IGNORECASE)
 
 logger = logging.getLogger("token_client")
 
@@ -284,50 +283,6 @@ class TokenClient:
         return self._session
 
 
-class ForProfile:
-    """What an HTTP client's adapter holds: one profile's (and scope set's) tokens from a client,
-    and how to report one refused."""
-
-    def __init__(
-        self, client: TokenClient, profile: str, scopes: Scopes | None = None, min_ttl: int | None = None
-    ) -> None:
-        self._client = client
-        self._profile = profile
-        self._scopes = _scope_set(scopes)
-        self._min_ttl = min_ttl
-
-    def token(self) -> Token:
-        return self._client.token(self._profile, self._scopes, self._min_ttl)
-
-    def renewed(self, refused: Token) -> Token | None:
-        """The API answered 401 to `refused`: evict it (only it), and the token to retry with;
-        None when the broker has no other yet (within its FORCE_REFRESH_COOLDOWN_SECONDS of the
-        last fetch, 30 s by default, it shares that fetch), since a retry would be refused too."""
-        self._client.invalidate(self._profile, self._scopes, token=refused)
-        fresh = self.token()
-        return fresh if fresh.value != refused.value else None
-
-    def sent(self, method: str, url: str) -> tuple[Token, dict[str, str]]:
-        """The token for a request, and the headers that carry it (with a fresh DPoP proof)."""
-        token = self.token()
-        return token, self._client.request_headers(token, method, url)
-
-    def retry(
-        self, token: Token, method: str, url: str, status: int, headers: Mapping[str, str]
-    ) -> dict[str, str] | None:
-        """What an answer from the origin `token` was sent to means for the request: the headers
-        to send it once more with, or None. Any `DPoP-Nonce` it carries is kept for the origin.
-        A 401 asking for a DPoP nonce (`use_dpop_nonce`) is answered with the same token and a
-        proof with that nonce; any other 401 with a different token, if the broker has one."""
-        given = self._client.remember_nonce(url, headers.get(NONCE_HEADER))
-        if status != 401:
-            return None
-        if token.dpop_key is not None and given and _NONCE_CHALLENGE.search(headers.get("WWW-Authenticate", "")):
-            return self._client.request_headers(token, method, url)
-        fresh = self.renewed(token)
-        return None if fresh is None else self._client.request_headers(fresh, method, url)
-
-
 def same_origin(first: str, second: str) -> bool:
     """Whether two URLs have one origin (scheme, host, port), read as urllib3 reads them: a token
     sent to one origin is never sent to another by an adapter's retry."""
@@ -341,10 +296,10 @@ def _origin(url: str) -> tuple[str | None, str | None, int | None]:
 
 
 def _key(profile: str, scopes: Scopes | None) -> _Key:
-    return profile, _scope_set(scopes)
+    return profile, scope_set(scopes)
 
 
-def _scope_set(scopes: Scopes | None) -> frozenset[str] | None:
+def scope_set(scopes: Scopes | None) -> frozenset[str] | None:
     """A string is OAuth's space-separated scope list, never its characters."""
     if scopes is None:
         return None

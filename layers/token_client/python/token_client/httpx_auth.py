@@ -16,7 +16,8 @@ from collections.abc import AsyncGenerator, Generator
 import anyio.to_thread
 import httpx
 
-from token_client.client import ForProfile, same_origin
+from token_client.adapter import ForProfile
+from token_client.client import same_origin
 from token_client.errors import raised_as
 
 

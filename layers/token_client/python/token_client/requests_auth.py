@@ -14,7 +14,8 @@ from typing import Any
 
 import requests
 
-from token_client.client import ForProfile, same_origin
+from token_client.adapter import ForProfile
+from token_client.client import same_origin
 from token_client.errors import raised_as
 from token_client.tokens import Token
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import urllib3
 
-from token_client.client import ForProfile, Scopes, TokenClient, same_origin
+from token_client.adapter import ForProfile
+from token_client.client import Scopes, TokenClient, same_origin
 from token_client.errors import raised_as
 
 POOL = urllib3.PoolManager()
