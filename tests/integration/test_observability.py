@@ -91,7 +91,7 @@ def test_at_warn_there_is_no_audit_line_but_the_metrics_are_written(broker: Brok
 def test_the_lean_formatter_writes_the_line_powertools_formatter_would(broker: Broker) -> None:
     from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-    from broker.observability import LeanFormatter
+    from broker.log_format import LeanFormatter
 
     keys = {"service": "token-broker", "cold_start": False, "function_request_id": "r-1", "profile": "orders"}
     lean, powertools = LeanFormatter(), LambdaPowertoolsFormatter()

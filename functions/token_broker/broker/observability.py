@@ -2,7 +2,7 @@
 
 Both are on every answer's path, and a memory hit's whole answer is budgeted at 60 µs, so both
 are lean. The Logger is Powertools' with a formatter that writes the same JSON line without the
-work the broker never needs (`LeanFormatter`). The metrics are CloudWatch embedded metric format
+work the broker never needs (`log_format.LeanFormatter`). The metrics are CloudWatch embedded metric format
 (EMF) lines written here (`EmbeddedMetrics`): Powertools' Metrics validates and re-serializes
 its whole set at every flush, about 40 µs an answer, where one prepared line costs 5. Each
 answer's metrics are written when it ends, not summed per minute in the container: CloudWatch
@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO, cast
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.formatter import RESERVED_LOG_ATTRS, LambdaPowertoolsFormatter
 
 from broker.errors import BrokerError, ProfileMisconfigured
+from broker.log_format import LeanFormatter
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token-broker"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenBroker"
@@ -54,64 +54,6 @@ UNITS = {"TokenRequestLatency": "Milliseconds"}  # the others count
 KMS_COMPONENTS = frozenset({"seal", "open"})
 # EMF takes at most 100 values of a metric in one document
 MAX_VALUES = 100
-
-
-class LeanFormatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON log line, with the same keys, made in a third of the time: the message is
-    taken as the string it is (never parsed as JSON), the line is built in one pass, and the
-    X-Ray trace id is read once per invocation (by `invocation`), not once per line. Keys
-    appended with `thread_safe_append_keys` are not written: the broker appends none."""
-
-    def __init__(self) -> None:
-        # one encoder for every line (json.dumps with options makes one per call)
-        encoder = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
-        super().__init__(json_serializer=encoder.encode)
-        self._second = -1
-        self._second_formatted = ""
-
-    def start(self, **keys: Any) -> None:
-        """An invocation's keys, and only those: none an earlier invocation appended."""
-        self.log_format = keys
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = {key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES}
-        if record.exc_info and record.exc_info[0] is not None:
-            fields["exception"] = self.formatException(record.exc_info)
-            fields["exception_name"] = record.exc_info[0].__name__
-            fields["exception_notes"] = getattr(record.exc_info[1], "__notes__", None)
-            if self.serialize_stacktrace:
-                fields["stack_trace"] = self._serialize_stacktrace(log_record=record)
-        location = f"{record.funcName}:{record.lineno}"
-        return self.line(record.levelname, location, record.getMessage(), record.created, fields)
-
-    def line(self, level: str, location: str, message: str, created: float, fields: dict[str, Any]) -> str:
-        """Every line's shape: what the record says, the keys appended for the invocation, then
-        the line's own fields; no key whose value is None."""
-        line: dict[str, Any] = {
-            "level": level,
-            "location": location,
-            "message": message,
-            "timestamp": self.timestamp(created),
-        }
-        for key, value in self.log_format.items():
-            if value is not None and key not in line:
-                line[key] = value
-        for key, value in fields.items():
-            if value is not None:
-                line[key] = value
-        return self.serialize(log=line)
-
-    def timestamp(self, created: float) -> str:
-        """Powertools' default, 2026-12-02 09:27:33,172+0000 in the process's time zone; the
-        date, time and zone are formatted once a second."""
-        second = int(created)
-        if second != self._second:
-            self._second = second
-            self._second_formatted = time.strftime("%Y-%m-%d %H:%M:%S,{:03d}%z", self.converter(second))
-        return self._second_formatted.format(int((created - second) * 1000))
-
-
-_RECORD_ATTRIBUTES = frozenset(RESERVED_LOG_ATTRS)
 
 
 class EmbeddedMetrics:
