@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from broker.sts import PROFILE_TAG
-from devstack.deploy import deployment
+from devstack.deploy.bootstrap import bootstrap_policies, bootstrap_values
 from devstack.deploy.deployment import (
     BOUNDARY,
     DEPLOY_ROLE,
@@ -23,7 +23,6 @@ from devstack.deploy.deployment import (
     UNUSED,
     Need,
     application_values,
-    bootstrap_policies,
     key_policy,
     needs,
     transformed,
@@ -259,7 +258,7 @@ def test_the_key_administrator_has_every_key_action_cloudformation_needs_and_is_
 
 def test_the_deploy_role_is_assumed_only_by_its_environments_jobs_or_the_named_operators() -> None:
     template = load_template(ROOT / "bootstrap.yaml")
-    values = deployment.bootstrap_values()
+    values = bootstrap_values()
     trust = resolved(
         template["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"],
         values,

@@ -9,8 +9,8 @@ what `sam deploy`, HTTP API access logs and the pipeline's smoke test need, whic
 lists. A permission that only a property the template does not set needs is left out, with that
 property (`UNUSED`): a test holds the template to not setting it.
 
-`bootstrap_policies()` reads bootstrap.yaml's deploy policy and boundary, and the application's
-key policy, for one environment, as the account will hold them.
+`key_policy()` is the application's key policy as the account will hold it; bootstrap.yaml's
+policies are read by `devstack.deploy.bootstrap`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from typing import Any
 from urllib.parse import quote
 
 from devstack.deploy.iam import ACCOUNT, PARTITION, REGION, Context, request_arns, resolved
-from devstack.template import ROOT, TEMPLATE, load_template
+from devstack.template import TEMPLATE, load_template
 
-BOOTSTRAP = ROOT / "bootstrap.yaml"
 # as samconfig.toml's default environment has them: the stack is <ApplicationName>-<Environment>
 APPLICATION, ENVIRONMENT = "token-broker", "dev"
 STACK = f"{APPLICATION}-{ENVIRONMENT}"
@@ -497,44 +496,6 @@ def deploy_steps(values: dict[str, Any]) -> list[Need]:
         Need("the smoke test: the HTTP route", "execute-api:Invoke", api),
     ]
     return deploy
-
-
-def bootstrap_values(environment: str = ENVIRONMENT, application: str = APPLICATION) -> dict[str, Any]:
-    template = load_template(BOOTSTRAP)
-    stack = f"{application}-{environment}"
-    values: dict[str, Any] = {
-        "AWS::Partition": PARTITION,
-        "AWS::Region": REGION,
-        "AWS::AccountId": ACCOUNT,
-        **{name: parameter.get("Default", "") for name, parameter in template["Parameters"].items()},
-        "Environment": environment,
-        "ApplicationName": application,
-        "GitHubRepository": "your-org/token-broker",
-        "GitHubRepositoryId": "123456789",
-        "OperatorRoleArn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/administrators",
-    }
-    values |= {
-        "PermissionsBoundary": f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{stack}-boundary",
-        "DeployPolicy": f"arn:{PARTITION}:iam::{ACCOUNT}:policy/token-broker-deploy-{environment}",
-        "GitHubOidcProvider": f"arn:{PARTITION}:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
-        "ArtifactBucket": f"{stack}-artifacts-{ACCOUNT}-{REGION}",
-        "ArtifactBucket.Arn": f"arn:{PARTITION}:s3:::{stack}-artifacts-{ACCOUNT}-{REGION}",
-    }
-    return values
-
-
-def bootstrap_policies(
-    environment: str = ENVIRONMENT, application: str = APPLICATION
-) -> dict[str, list[dict[str, Any]]]:
-    """The deploy policy, the boundary and the operator policy, as the account holds them for one
-    environment of one application (default: ENVIRONMENT's, STACK)."""
-    template = load_template(BOOTSTRAP)
-    conditions = {"CreateOidcProvider": True, "HasOperatorRole": True}
-    resources = resolved(template["Resources"], bootstrap_values(environment, application), conditions)
-    return {
-        name: resources[name]["Properties"]["PolicyDocument"]["Statement"]
-        for name in ("DeployPolicy", "PermissionsBoundary", "OperatorPolicy")
-    }
 
 
 def key_policy() -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.deploy.deployment import application_values, bootstrap_policies, transformed
+from devstack.deploy.bootstrap import bootstrap_policies
+from devstack.deploy.deployment import application_values, transformed
 from devstack.deploy.iam import resolved
 from devstack.template import ROOT, load_template
 
