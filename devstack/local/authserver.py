@@ -3,6 +3,9 @@
 Tests and the demo register clients, then point profiles at `token_url`. Every token request
 is recorded (client, authentication method, scope, form), and the server can be told to
 answer slowly, with 5xx or 429, or with garbage, to exercise the broker's failure handling.
+
+Longer than the house's 350 lines: it is one server, whose every client authentication method
+and fault shares one request's recording and one lock; its DPoP checks are `dpop_check`'s.
 """
 
 from __future__ import annotations
