@@ -81,7 +81,7 @@ class Acquired(Enum):
 
 
 class TokenService:
-    def __init__(
+    def __init__(  # its collaborators, one per AWS service, and a clock and sleep tests can fake
         self,
         settings: Settings,
         profiles: ProfileStore,
@@ -115,17 +115,7 @@ class TokenService:
             raise InvalidScope(f"scope {outside} is not allowed for profile {profile.name}")
         key = self._cache_key(profile, scopes)
         renewing = Renewing(key, profile, scopes, deadline)
-        settings = self._settings
-        want = Want(
-            min_ttl=effective_min_ttl(settings.min_ttl_seconds, request.min_ttl),
-            requested_min_ttl=request.min_ttl,
-            floor=settings.min_ttl_seconds,
-            started=self._clock(),
-            force_refresh=request.force_refresh,
-            refresh_ahead=settings.refresh_ahead_seconds,
-            cooldown=settings.force_refresh_cooldown_seconds,
-            hand_off=self._renewal_function is not None,
-        )
+        want = self._want(request)
         known = Known(self._memory.get(key))
         while True:
             step = next_step(known, want, self._clock(), deadline)
@@ -164,6 +154,19 @@ class TokenService:
                 case FetchAlone():
                     fetched = self._fetch(renewing, None, step.until, MAX_ATTEMPTS)
                     return self._served(key, fresh(fetched, want, self._clock()))
+
+    def _want(self, request: TokenRequest) -> Want:
+        settings = self._settings
+        return Want(
+            min_ttl=effective_min_ttl(settings.min_ttl_seconds, request.min_ttl),
+            requested_min_ttl=request.min_ttl,
+            floor=settings.min_ttl_seconds,
+            started=self._clock(),
+            force_refresh=request.force_refresh,
+            refresh_ahead=settings.refresh_ahead_seconds,
+            cooldown=settings.force_refresh_cooldown_seconds,
+            hand_off=self._renewal_function is not None,
+        )
 
     def renew(self, renewal: Renewal, deadline: float) -> None:
         """The renewal function's work: renew the key whose lease `renewal` names, with the whole

@@ -182,7 +182,7 @@ class HttpTransport:
 
     name = "http"
 
-    def __init__(
+    def __init__(  # TokenClient's ways to name the broker and its credentials, and what tests fake
         self,
         url: str,
         session: Callable[[], Any],

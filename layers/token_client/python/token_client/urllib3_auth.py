@@ -21,7 +21,7 @@ from token_client.errors import raised_as
 POOL = urllib3.PoolManager()
 
 
-def request(
+def request(  # urllib3's request(method, url, headers, **kwargs), and which client's token for what
     client: TokenClient,
     profile: str,
     method: str,
