@@ -35,16 +35,24 @@ def subsegment(name: str, annotations: dict[str, str]) -> Iterator[None]:
 
     Annotations must hold nothing secret: they are indexed and shown in the X-Ray console."""
     parent = _sampled_parent() if tracing_enabled() else None
-    started = time.time()
-    failure: Exception | None = None
+    document: dict[str, object] = {
+        "type": "subsegment",
+        "id": secrets.token_hex(8),
+        "name": name,
+        "start_time": time.time(),
+        "annotations": annotations,
+    }
     try:
         yield
-    except Exception as error:
-        failure = error
+    except Exception as failure:
+        # X-Ray's classes: `error` for a 4xx (the server refused), `fault` for the rest
+        document["error" if is_refusal(failure) else "fault"] = True
+        document["metadata"] = {"default": {"failure": type(failure).__name__}}
         raise
     finally:
         if parent is not None:
-            _send(name, annotations, parent, started, time.time(), failure)
+            document |= {"trace_id": parent[0], "parent_id": parent[1], "end_time": time.time()}
+            _send(document)
 
 
 def _sampled_parent() -> tuple[str, str] | None:
@@ -55,23 +63,7 @@ def _sampled_parent() -> tuple[str, str] | None:
     return fields["Root"], fields["Parent"]
 
 
-def _send(
-    name: str, annotations: dict[str, str], parent: tuple[str, str], start: float, end: float, failure: Exception | None
-) -> None:
-    document: dict[str, object] = {
-        "type": "subsegment",
-        "id": secrets.token_hex(8),
-        "trace_id": parent[0],
-        "parent_id": parent[1],
-        "name": name,
-        "start_time": start,
-        "end_time": end,
-        "annotations": annotations,
-    }
-    if failure is not None:
-        # X-Ray's classes: `error` for a 4xx (the server refused), `fault` for the rest
-        document["error" if is_refusal(failure) else "fault"] = True
-        document["metadata"] = {"default": {"failure": type(failure).__name__}}
+def _send(document: dict[str, object]) -> None:
     host, _, port = os.environ.get(DAEMON_ADDRESS_ENV, "127.0.0.1:2000").rpartition(":")
     # Tracing must never fail a request: a datagram that cannot be sent is dropped.
     with contextlib.suppress(OSError, ValueError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
