@@ -173,7 +173,7 @@ class Bench:
         finally:
             api.stop()
 
-    def hot_path(self) -> dict[str, Any]:
+    def hot_path(self) -> dict[str, Any]:  # one container's states in turn, each set up by the last
         """The handler called bare, as Lambda's runtime calls it, with one context and its output
         (the audit line, the EMF documents) written to /dev/null; the AWS calls are counted
         through `invoke`."""

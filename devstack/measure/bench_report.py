@@ -13,6 +13,25 @@ MEMORY_HIT_TARGET_US = 60
 
 
 def report(results: dict[str, Any]) -> None:
+    print("\n| figure | measured | target |\n| --- | --- | --- |")
+    for row in figures(results):
+        print("| " + " | ".join(row) + " |")
+    print(
+        "\n| containers | cold key: token requests | refresh window: token requests | non-renewers waited "
+        "p50 / max (ms) | errors |\n| --- | --- | --- | --- | --- |"
+    )
+    for s in results["stampedes"]:
+        print(
+            f"| {s['containers']} | {s['cold_key_token_requests']} (goal 1) | {s['refresh_window_token_requests']} "
+            f"(goal 1) | {s['non_renewer_wait_ms_p50']} / {s['non_renewer_wait_ms_max']} | {s['errors']} |"
+        )
+    bench_trouble.report_slow_server(results["slow_server"])
+    bench_trouble.report_trouble(results["trouble"])
+    bench_dpop.report(results["dpop"], MEMORY_HIT_TARGET_US)
+
+
+def figures(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The main table's rows: (figure, measured, target)."""
     cold, consumer, hot = results["cold_start"], results["consumer_cold_start"], results["hot_path"]
     rows = [
         ("cold start, CPU: floor (boto3, 2 clients, 1 GetItem)", f"{cold['floor_ms']} ms", "-"),
@@ -65,18 +84,4 @@ def report(results: dict[str, Any]) -> None:
     for name, size in results["artifacts"].items():
         limit = FUNCTION_CODE_LIMIT if name.endswith("Function") else LAYER_LIMIT
         rows.append((f"artifact {name} (unzipped)", f"{size / 1024:.1f} KiB", f"<= {limit / 1024:.0f} KiB"))
-    print("\n| figure | measured | target |\n| --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    print(
-        "\n| containers | cold key: token requests | refresh window: token requests | non-renewers waited "
-        "p50 / max (ms) | errors |\n| --- | --- | --- | --- | --- |"
-    )
-    for s in results["stampedes"]:
-        print(
-            f"| {s['containers']} | {s['cold_key_token_requests']} (goal 1) | {s['refresh_window_token_requests']} "
-            f"(goal 1) | {s['non_renewer_wait_ms_p50']} / {s['non_renewer_wait_ms_max']} | {s['errors']} |"
-        )
-    bench_trouble.report_slow_server(results["slow_server"])
-    bench_trouble.report_trouble(results["trouble"])
-    bench_dpop.report(results["dpop"], MEMORY_HIT_TARGET_US)
+    return rows

@@ -32,7 +32,7 @@ SLOW_SERVER_DELAYS = (0.1, 1.0, 3.0, 8.0)
 SLOW_SERVER_CONTAINERS = 8
 
 
-def slow_server(bench: Bench) -> dict[str, Any]:
+def slow_server(bench: Bench) -> dict[str, Any]:  # its helpers close over the containers it starts
     """Eight containers in a key's refresh-ahead window, asking again every 50 ms until the
     renewal they handed over has stored its token, for each of the server's delays; beside
     them, the same containers' table hits on a key in its window with an outage remembered
