@@ -13,7 +13,7 @@ import pytest
 
 from broker.decisions import CachedToken
 from broker.errors import BrokerError, InvalidRequest, UpstreamUnavailable
-from broker.failures import Outage, Refusal
+from broker.failures import Outage, Refusal, remembered
 from broker.renewal import (
     TRY_AHEAD_FIRST_SECONDS,
     TRY_AHEAD_LAST_SECONDS,
@@ -474,6 +474,24 @@ class TestAfterAStep:
     )
     def test_only_invalid_client_rereads_the_secret(self, error: BrokerError, rereads: bool) -> None:
         assert rereads_secret(error) is rereads
+
+    def test_an_outage_is_remembered_for_a_back_off_and_answered_with_the_longer_retry_after(self) -> None:
+        failure, answer = remembered(UpstreamUnavailable("down", retry_after=120), NOW, 300)
+
+        assert failure == Outage(int(NOW) + 60)  # the back-off is capped; the server's wish is still told
+        assert isinstance(answer, UpstreamUnavailable)
+        assert answer.retry_after == 120
+
+    def test_a_refusal_is_remembered_for_negative_cache_seconds_unless_they_are_zero(self) -> None:
+        refusal = refused("invalid_client")
+
+        assert remembered(refusal, NOW, 300) == (Refusal("upstream_error", "invalid_client", int(NOW) + 300), refusal)
+        assert remembered(refusal, NOW, 0) == (None, refusal)  # nothing remembered: the lease is let go
+
+    def test_any_other_failure_is_not_remembered(self) -> None:
+        error = InvalidRequest("not the server's doing")
+
+        assert remembered(error, NOW, 300) == (None, error)
 
     def test_the_renewal_function_renews_until_its_lease_lapses_less_a_margin(self) -> None:
         lease = Lease("handed-over", NOW + 10)
