@@ -20,6 +20,7 @@ from typing import Any, TypeGuard
 from broker.sensitive import Sensitive
 
 PROOF_TYPE = "dpop+jwt"
+PROOF_HEADER = "DPoP"  # RFC 9449 §4.1: the header a proof travels in
 # RFC 9449 §8.1 and §9: `use_dpop_nonce` comes with the server's nonce in this header.
 NONCE_HEADER = "DPoP-Nonce"
 USE_NONCE = "use_dpop_nonce"

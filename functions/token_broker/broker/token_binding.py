@@ -41,7 +41,7 @@ class _Proven(ProofOfPossession):
         self.key = key.private_jwk
 
     def headers(self, url: str, now: float, nonce: str | None) -> dict[str, str]:
-        return {"DPoP": self._key.proof("POST", url, now, nonce)}
+        return {dpop.PROOF_HEADER: self._key.proof("POST", url, now, nonce)}
 
 
 class TokenBinding(ABC):

@@ -163,7 +163,7 @@ class TokenEndpoint:
             if not dpop.is_nonce(nonce):
                 return answer
             self._nonces.put(profile.token_url, nonce)
-            if challenged or "DPoP" not in headers or not _asks_for_nonce(answer):
+            if challenged or bound.key is None or not _asks_for_nonce(answer):
                 return answer
             challenged = True
             observability.logger.info(

@@ -28,6 +28,7 @@ from broker.failures import REMEMBERED, Failure, Outage, stored_failure
 from broker.rfc6749 import is_access_token, is_granted_scope
 from broker.sensitive import Sensitive
 from broker.table_expressions import Conditions, binary, number, number_value, string
+from broker.token_binding import BINDINGS, Dpop
 from broker.token_sealer import CannotOpen, Sealed, SealUnavailable, TokenSealer
 from broker.token_store import (
     EMPTY,
@@ -44,7 +45,7 @@ from broker.token_store import (
 )
 
 PARTITION_KEY = Attribute.KEY
-TOKEN_TYPES = ("Bearer", "DPoP")  # the token types a broker stores
+TOKEN_TYPES = frozenset(binding.token_type for binding in BINDINGS.values())  # what a broker stores
 TOKEN_ATTRIBUTES = (
     Attribute.ACCESS_TOKEN,
     Attribute.DPOP_KEY,
@@ -270,7 +271,7 @@ class TokenTable:
         access_token, dpop_key = self._open(key, item, token)
         if not is_access_token(access_token):
             raise CannotOpen("the cached token is not RFC 6749 text")
-        if (dpop_key is not None) != (token_type == "DPoP"):
+        if (dpop_key is not None) != (token_type == Dpop.token_type):
             raise CannotOpen("a DPoP token without its key, or a Bearer token with one")
         key_value = None
         if dpop_key is not None and (key_value := parse_private_jwk(dpop_key)) is None:
@@ -327,7 +328,7 @@ def _sealed_payload(token: CachedToken) -> str:
 
 def _opened_payload(payload: str, token_type: str) -> tuple[str, str | None]:
     """The token and key a sealed payload holds, read as the (authenticated) token type says."""
-    if token_type != "DPoP":
+    if token_type != Dpop.token_type:
         return payload, None
     try:
         document = json.loads(payload)
