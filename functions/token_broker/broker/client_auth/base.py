@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from broker.client_assertion import ASSERTION_TYPE
+
 if TYPE_CHECKING:
     import urllib3
 
@@ -35,6 +37,13 @@ class Credentials:
     form: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     pool: urllib3.PoolManager | None = None
+
+    @classmethod
+    def jwt_assertion(cls, client_id: str, assertion: str) -> Credentials:
+        """A JWT client assertion in the form (RFC 7523 §2.2), whoever signed it."""
+        return cls(
+            form={"client_id": client_id, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+        )
 
 
 class ClientAuth(ABC):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
-from broker.client_assertion import ASSERTION_TYPE, SigningKey, client_assertion, load_signing_key
+from broker.client_assertion import SigningKey, client_assertion, load_signing_key
 from broker.client_auth.base import Attempt, ClientAuth, Credentials
 from broker.profile_document import ProfileDocument
 from broker.sensitive import Sensitive
@@ -31,13 +31,7 @@ class PrivateKeyJwt(ClientAuth):
 
     def credentials(self, attempt: Attempt) -> Credentials:
         assertion = client_assertion(self.signing_key, attempt.client_id, attempt.token_url, self.key_id, attempt.now)
-        return Credentials(
-            form={
-                "client_id": attempt.client_id,
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": assertion,
-            }
-        )
+        return Credentials.jwt_assertion(attempt.client_id, assertion)
 
     def describe(self) -> str:
         kind = "a certificate credential" if self.certificate else "a private key"

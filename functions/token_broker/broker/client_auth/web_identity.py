@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from broker.callers import ROLE_ARN
-from broker.client_assertion import ASSERTION_TYPE
 from broker.client_auth.base import Attempt, ClientAuth, Credentials
 from broker.errors import ProfileMisconfigured
 from broker.profile_document import ProfileDocument
@@ -45,13 +44,7 @@ class WebIdentity(ClientAuth):
         if attempt.web_identity is None:
             raise ProfileMisconfigured(f"profile {attempt.profile}: no web identity tokens here for {self.method}")
         assertion = attempt.web_identity.assertion(self, attempt.profile, attempt.token_url, attempt.deadline)
-        return Credentials(
-            form={
-                "client_id": attempt.client_id,
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": assertion.reveal(),
-            }
-        )
+        return Credentials.jwt_assertion(attempt.client_id, assertion.reveal())
 
     def describe(self) -> str:
         return f"{self.method} (a JWT STS issues {self.role} for {self.audience}, signed {self.algorithm})"
