@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from broker.bounded import BoundedMap
 from broker.decisions import jwt_expiry
 from broker.sensitive import Sensitive
-from broker.sts import RoleSession, Sts
+from broker.sts import Sts
 
 if TYPE_CHECKING:
     from broker.client_auth import WebIdentity
@@ -33,25 +33,41 @@ class Signer(Protocol):
         """botocore's frozen credentials to ask STS for `profile`'s JWT with; None: the broker's own."""
 
 
+class _Kept[V]:
+    """Values kept per key while they have more than REUSE_MARGIN_SECONDS left; a value that
+    does not is made again. Shared by a container's threads; the oldest written is forgotten."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._values: BoundedMap[tuple[str, ...], tuple[V, float]] = BoundedMap(KEPT_MAX)
+
+    def get(self, key: tuple[str, ...], make: Callable[[], tuple[V, float]]) -> V:
+        """The kept value, or the one `make` returns with its expiry (epoch seconds)."""
+        with self._lock:
+            kept = self._values.get(key)
+        if kept is not None and kept[1] - self._clock() > REUSE_MARGIN_SECONDS:
+            return kept[0]
+        made = make()
+        with self._lock:
+            self._values.put(key, made)
+        return made[0]
+
+
 class RoleSessions:
     """The broker's signer: the profile's role, assumed with the profile's tag, kept per role and
     profile until a minute before it expires."""
 
     def __init__(self, sts: Sts, clock: Callable[[], float] = time.time) -> None:
         self._sts = sts
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._sessions: BoundedMap[tuple[str, str], RoleSession] = BoundedMap(KEPT_MAX)
+        self._sessions: _Kept[Any] = _Kept(clock)
 
     def credentials(self, role: str, profile: str, deadline: float) -> Any:
-        key = (role, profile)
-        with self._lock:
-            session = self._sessions.get(key)
-        if session is None or session.expires_at - self._clock() <= REUSE_MARGIN_SECONDS:
+        def assumed() -> tuple[Any, float]:
             session = self._sts.assume_role(role, profile, deadline)
-            with self._lock:
-                self._sessions.put(key, session)
-        return session.credentials
+            return session.credentials, session.expires_at
+
+        return self._sessions.get((role, profile), assumed)
 
 
 class OwnCredentials:
@@ -65,19 +81,12 @@ class WebIdentityTokens:
     def __init__(self, sts: Sts, signer: Signer, clock: Callable[[], float] = time.time) -> None:
         self._sts = sts
         self._signer = signer
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._tokens: BoundedMap[tuple[str, ...], tuple[Sensitive, int]] = BoundedMap(KEPT_MAX)
+        self._tokens: _Kept[Sensitive] = _Kept(clock)
 
     def assertion(self, auth: WebIdentity, profile: str, token_url: str, deadline: float) -> Sensitive:
-        key = (auth.role, profile, auth.audience, auth.algorithm, token_url)
-        with self._lock:
-            kept = self._tokens.get(key)
-        if kept is not None and kept[1] - self._clock() > REUSE_MARGIN_SECONDS:
-            return kept[0]
-        credentials = self._signer.credentials(auth.role, profile, deadline)
-        token = self._sts.web_identity_token(credentials, auth.audience, auth.algorithm, profile, deadline)
-        expires_at = jwt_expiry(token.reveal()) or 0  # signed by STS; read only to know when to ask again
-        with self._lock:
-            self._tokens.put(key, (token, expires_at))
-        return token
+        def issued() -> tuple[Sensitive, float]:
+            credentials = self._signer.credentials(auth.role, profile, deadline)
+            token = self._sts.web_identity_token(credentials, auth.audience, auth.algorithm, profile, deadline)
+            return token, jwt_expiry(token.reveal()) or 0  # signed by STS; read only to know when to ask again
+
+        return self._tokens.get((auth.role, profile, auth.audience, auth.algorithm, token_url), issued)
