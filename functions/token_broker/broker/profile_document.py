@@ -3,7 +3,7 @@ field, never quoting its value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from broker.errors import ProfileMisconfigured
@@ -14,15 +14,14 @@ class ProfileDocument:
 
     __slots__ = ("_document", "_refusal")
 
-    def __init__(self, document: dict[str, Any], refusal: Any) -> None:
+    def __init__(self, document: dict[str, Any], refusal: Callable[[str], ProfileMisconfigured]) -> None:
         """`refusal(message)` makes the error a bad field raises (it carries the profile's name
         and callers)."""
         self._document = document
         self._refusal = refusal
 
     def bad(self, message: str) -> ProfileMisconfigured:
-        error: ProfileMisconfigured = self._refusal(message)
-        return error
+        return self._refusal(message)
 
     def __contains__(self, name: str) -> bool:
         return name in self._document

@@ -65,7 +65,7 @@ def parse_profile(name: str, secret_string: str | None) -> Profile:
     document = ProfileDocument(
         parsed, lambda message: ProfileMisconfigured(f"profile {name}: {message}", allowed_callers)
     )
-
+    # read from the registries as they are now: a method registered after import counts too
     fields = COMMON_FIELDS.union(
         *(method.fields for method in METHODS.values()), *(binding.fields for binding in BINDINGS.values())
     )
